@@ -1,0 +1,7 @@
+"""``python -m bgr``."""
+
+import sys
+
+from bgr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Where bgr keeps its state: BGR_HOME, else ~/.bgr; the registry, log, backup, lock and exit paths.
+
+The state directory is created 0700 and refused when it is a symlink or owned by someone else, because
+logs hold secrets and lock/exit files decide which process bgr signals.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from bgr.errors import InvalidName, StateDirError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+DEFAULT_DB = "bgr.sqlite"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def validate_name(name: str, what: str = "process name") -> str:
+    """Return ``name`` if it is safe to use as part of a file name, else raise InvalidName."""
+    if not NAME_PATTERN.fullmatch(name) or name in {".", ".."}:
+        raise InvalidName(
+            f"invalid {what} {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def state_dir() -> Path:
+    """The state directory path (not created)."""
+    configured = os.environ.get("BGR_HOME")
+    if configured:
+        return Path(configured).expanduser().absolute()
+    return Path.home() / ".bgr"
+
+
+def _ensure_private_dir(path: Path) -> Path:
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError as exc:
+        raise StateDirError(f"cannot create state directory {path}: {exc.strerror}") from exc
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise StateDirError(f"{path} is a symlink or not a directory; refusing to use it for state")
+    if info.st_uid != os.geteuid():
+        raise StateDirError(f"{path} belongs to uid {info.st_uid}, not you; refusing to use it")
+    if stat.S_IMODE(info.st_mode) != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+    return path
+
+
+def ensure_state_dir() -> Path:
+    """Create (0700) and check the state directory; return it."""
+    return _ensure_private_dir(state_dir())
+
+
+def ensure_subdir(name: str) -> Path:
+    """A private subdirectory of the state directory (``backup``, ``run``, ``locks``)."""
+    return _ensure_private_dir(ensure_state_dir() / name)
+
+
+def db_path(explicit: str | None = None) -> Path:
+    """--db PATH, else $DB_NAME (``x`` → <state>/x.sqlite), else <state>/bgr.sqlite."""
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    db_name = os.environ.get("DB_NAME")
+    if db_name:
+        stem = db_name.removesuffix(".sqlite")
+        validate_name(stem, "DB_NAME")
+        return state_dir() / f"{stem}.sqlite"
+    return state_dir() / DEFAULT_DB
+
+
+def default_log_paths(name: str) -> tuple[Path, Path]:
+    """The spec's layout: <state>/<name>-out.txt and <state>/<name>-err.txt."""
+    base = state_dir()
+    return base / f"{name}-out.txt", base / f"{name}-err.txt"
+
+
+def backup_dir() -> Path:
+    """Where replaced and rotated logs go (created on demand)."""
+    return ensure_subdir("backup")
+
+
+def lock_path(name: str) -> Path:
+    """A per-name lock file; names are validated before they get here."""
+    return ensure_subdir("locks") / f"{name}.lock"
+
+
+def exit_file(instance: str) -> Path:
+    """Where the spawn wrapper writes the exit status of one instance (keyed by its uuid)."""
+    return state_dir() / "run" / f"{instance}.exit"
+
+
+def open_private(path: Path | str, flags: int) -> int:
+    """``os.open`` with mode 0600 and FD_CLOEXEC, and fix the mode of a file that already exists."""
+    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE and os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd

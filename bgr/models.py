@@ -1,0 +1,135 @@
+"""Pure data: what the registry stores about a process and what bgr reports about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """What a user sees in the STATUS column and in ``--json``."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"  # stopped on purpose (bgr --stop); the guard leaves it alone
+    EXITED = "exited"  # ended by itself with exit code 0
+    CRASHED = "crashed"  # ended by itself with a non-zero code, a signal, or an unknown code
+    BACKOFF = "backoff"  # dead; the guard will restart it after a delay
+    FATAL = "fatal"  # dead; the guard gave up until a manual restart
+
+
+class Desired(StrEnum):
+    """What the user last asked for. The guard only restarts rows that should be running."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """One registry row: the definition a restart re-uses, plus the last launched instance."""
+
+    name: str
+    directory: str
+    command: str
+    stdout: str
+    stderr: str
+    group: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # set explicitly with --env
+    config_path: str | None = None  # explicit --config (absolute); None = <directory>/.config.toml
+    config_env: dict[str, str] = field(default_factory=dict)  # flattened config, as last loaded
+    search_path: str | None = None  # the starter's PATH, so a guard under systemd finds the same binaries
+    fetch: bool = False
+    desired: Desired = Desired.RUNNING
+    # The last launched instance. A pid alone is never trusted: start_token pins it (see procs).
+    pid: int | None = None
+    pgid: int | None = None
+    start_token: str | None = None
+    instance: str | None = None  # uuid, also in the child's env as BGR_INSTANCE
+    started_at: float | None = None  # wall clock, for display
+    stopped_at: float | None = None
+    exit_code: int | None = None  # 128+N for death by signal N (shell convention)
+    restarts: int = 0
+    guard: dict[str, Any] = field(default_factory=dict)  # restart-policy state, owned by bgr-guard
+    events: list[dict[str, Any]] = field(default_factory=list)  # newest last, capped
+    created_at: float | None = None
+    updated_at: float | None = None
+
+    def child_env(self) -> dict[str, str]:
+        """The variables bgr itself adds to the inherited environment (config first, --env wins)."""
+        merged = dict(self.config_env)
+        merged.update(self.env)
+        return merged
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """The result of checking a record's instance against the operating system."""
+
+    alive: bool
+    exit_code: int | None = None  # known only once dead, from the exit file or waitpid
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A record plus what is true right now: derived status and, when running, live figures."""
+
+    record: ProcessRecord
+    status: Status
+    exit_code: int | None
+    memory_rss: int | None = None  # bytes, the whole process tree
+    cpu_percent: float | None = None
+    ports: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.record.pid if self.status is Status.RUNNING else None
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    """What stopping one instance did."""
+
+    name: str
+    was_running: bool
+    killed: bool = False  # needed SIGKILL after the grace period
+    leftover: tuple[int, ...] = ()  # pids still alive afterwards (not ours to kill, or unkillable)
+
+
+@dataclass(frozen=True, slots=True)
+class FreedPort:
+    """A listener that --force stopped to free a port."""
+
+    port: int
+    pid: int
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    """What a start or restart did."""
+
+    info: ProcessInfo
+    replaced: bool = False  # an older instance was stopped first
+    freed: tuple[FreedPort, ...] = ()
+    pulled: str | None = None  # one-line summary of a --fetch pull
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """What a caller asks ``start`` for. ``None`` means "keep the stored value" (or the default)."""
+
+    name: str
+    command: str | None = None
+    directory: str | None = None
+    group: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    config: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    fetch: bool | None = None
+    force: bool = False

@@ -1,0 +1,171 @@
+"""Detached start: a new session, stdin from /dev/null, log files the child writes itself.
+
+The command runs as ``/bin/sh -c COMMAND`` after a ``cd`` done by a first ``/bin/sh`` that then
+``exec``s it, so the pid we record stays the same and nothing is ever spliced into the command string:
+directory and command travel as separate argv entries. We use ``os.posix_spawn`` rather than
+``subprocess.Popen`` because it is faster, needs no fork of a threaded guard, and leaves no Popen object
+whose finaliser warns about a child that is meant to outlive us.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bgr import home, procs
+from bgr.errors import SpawnError
+
+# $0 names the instance in `ps`; $1 is the directory, $2 the user's command, run exactly as sh -c.
+_LAUNCHER = 'cd -- "$1" || exit 126; exec /bin/sh -c "$2"'
+# Python ignores SIGPIPE and SIGXFSZ; children must not inherit that (`yes | head` would misbehave).
+_DEFAULT_SIGNALS = (
+    signal.SIGPIPE,
+    signal.SIGXFSZ,
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+)
+_LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+MARKER_KEYS = ("BGR_NAME", "BGR_INSTANCE")
+
+# Children this process spawned and has not reaped yet (only matters in long-lived callers).
+_spawned: set[int] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """The identity of a freshly started instance."""
+
+    pid: int
+    pgid: int
+    start_token: str
+    instance: str
+    started_at: float
+
+
+def child_environment(
+    name: str, instance: str, overlay: Mapping[str, str], search_path: str | None, group: str | None
+) -> dict[str, str]:
+    """The inherited environment, minus bgr markers from a parent instance, plus ours."""
+    env = {k: v for k, v in os.environ.items() if k not in MARKER_KEYS}
+    # A bgr started from inside a managed process would otherwise carry that process's marker, and
+    # stopping the parent would then also kill this unrelated instance.
+    if search_path:
+        env["PATH"] = search_path
+    env.update(overlay)
+    if group:
+        env["BGR_GROUP"] = group
+    else:
+        env.pop("BGR_GROUP", None)
+    env["BGR_NAME"] = name
+    env["BGR_INSTANCE"] = instance
+    return env
+
+
+def _open_log(path: Path) -> int:
+    try:
+        if path.parent == home.state_dir():
+            return home.open_private(path, _LOG_FLAGS)
+        return os.open(path, _LOG_FLAGS | os.O_CLOEXEC, home.FILE_MODE)
+    except OSError as exc:
+        raise SpawnError(f"cannot open log file {path}: {exc.strerror}") from exc
+
+
+def spawn(
+    *,
+    name: str,
+    command: str,
+    directory: Path,
+    stdout: Path,
+    stderr: Path,
+    overlay: Mapping[str, str],
+    search_path: str | None = None,
+    group: str | None = None,
+) -> Spawned:
+    """Start ``command`` detached from us and return its pinned identity. Does not wait."""
+    instance = uuid.uuid4().hex
+    env = child_environment(name, instance, overlay, search_path, group)
+    out_fd = _open_log(stdout)
+    err_fd = out_fd if stderr == stdout else _open_log(stderr)
+    try:
+        pid = os.posix_spawn(
+            "/bin/sh",
+            ["/bin/sh", "-c", _LAUNCHER, f"bgr:{name}", str(directory), command],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out_fd, 1),
+                (os.POSIX_SPAWN_DUP2, err_fd, 2),
+            ],
+            setsid=True,
+            setsigdef=_DEFAULT_SIGNALS,
+            setsigmask=(),
+        )
+    except OSError as exc:
+        raise SpawnError(f"cannot start /bin/sh for {name}: {exc.strerror}") from exc
+    finally:
+        os.close(out_fd)
+        if err_fd != out_fd:
+            os.close(err_fd)
+    _spawned.add(pid)
+    started_at = time.time()
+    # The child is ours and unreaped, so its /proc entry exists even if it already exited.
+    token = procs.start_token(pid) or f"unknown:{instance}"
+    return Spawned(pid=pid, pgid=pid, start_token=token, instance=instance, started_at=started_at)
+
+
+def exit_status(wait_status: int) -> int:
+    """A waitpid status as the shell reports it: the exit code, or 128+N for death by signal N."""
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def wait_exit(pid: int, timeout: float) -> int | None:
+    """Wait up to ``timeout`` for a child we spawned; its exit status, or None if still running."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            _spawned.discard(pid)
+            return None
+        if reaped:
+            _spawned.discard(pid)
+            return exit_status(status)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.01)
+
+
+def reap_spawned() -> dict[int, int]:
+    """Reap children we spawned that have exited; ``{pid: exit status}``. Long-lived callers call this.
+
+    Only our own spawned pids are waited for, never ``waitpid(-1)``, so other subprocess users in the
+    same process (GitPython) keep their exit codes.
+    """
+    reaped: dict[int, int] = {}
+    for pid in list(_spawned):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            _spawned.discard(pid)
+            continue
+        if done:
+            _spawned.discard(pid)
+            reaped[pid] = exit_status(status)
+    return reaped
+
+
+def is_our_child(pid: int) -> bool:
+    """True while ``pid`` is a child this process spawned and has not reaped."""
+    return pid in _spawned
