@@ -1,0 +1,164 @@
+"""TOML config file → flat environment dict: ``[server] port = 3000`` → ``SERVER_PORT=3000``.
+
+Tables (and inline tables) nest with ``_``; names are upper-cased and made shell-safe. Values become
+the text a program would expect to read from its environment; see ``flatten`` for the exact rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomli
+
+from bgr.errors import ConfigError
+
+DEFAULT_CONFIG = ".config.toml"
+
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_")
+_BARE_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
+
+
+def env_name(parts: tuple[str, ...]) -> str:
+    """The variable name for a key path: segments joined by ``_``, upper-cased, [A-Z0-9_] only.
+
+    Non-ASCII characters become ``_`` one for one (rather than ``str.upper()``'s ``ß`` → ``SS``),
+    so a name never depends on Unicode case rules; a leading digit gets a ``_`` prefix because
+    shells and most env parsers reject such names.
+    """
+    name = "_".join(parts)
+    name = "".join(ch.upper() if ch in _NAME_CHARS else "_" for ch in name)
+    if name[:1].isdigit():
+        name = "_" + name
+    return name
+
+
+def _display_key(parts: tuple[str, ...]) -> str:
+    """A key path as TOML would write it (``server.port``, ``a."b c"``), for error messages."""
+    return ".".join(
+        p if p and set(p) <= _BARE_KEY_CHARS else json.dumps(p, ensure_ascii=False) for p in parts
+    )
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError(f"unsupported value type {type(value).__name__}")
+
+
+def _scalar(value: object, parts: tuple[str, ...]) -> str:
+    # bool before int: bool is a subclass of int and str(True) would give "True".
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    raise ConfigError(f"key {_display_key(parts)} has a value of unsupported type {type(value).__name__}")
+
+
+def _value(value: object, parts: tuple[str, ...]) -> str:
+    if isinstance(value, list):
+        if any(isinstance(item, list | dict) for item in value):
+            # Structure would be lost by comma-joining; JSON keeps it for the program to parse.
+            try:
+                return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"key {_display_key(parts)}: {exc}") from exc
+        # What the original (JavaScript Array.toString) produced, and what FOO=a,b readers expect.
+        return ",".join(_scalar(item, parts) for item in value)
+    return _scalar(value, parts)
+
+
+def flatten(data: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten parsed TOML into ``{VARIABLE: text}``.
+
+    Tables nest with ``_``; booleans are ``true``/``false``; numbers use ``str``/``repr``
+    (``0.5``, ``inf``); dates and times are ISO 8601; arrays of scalars are comma-joined; arrays
+    holding tables or arrays are compact JSON; strings (including empty ones) are kept verbatim.
+    Raises ConfigError when two keys map to the same variable, a top-level key is empty, or a
+    value holds a NUL character (the OS cannot pass one in an environment variable).
+    """
+    env: dict[str, str] = {}
+    origin: dict[str, tuple[str, ...]] = {}
+
+    def walk(table: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+        for key, value in table.items():
+            parts = (*prefix, key)
+            if isinstance(value, Mapping):
+                walk(value, parts)
+                continue
+            name = env_name(parts)
+            if not name:
+                raise ConfigError(f"key {_display_key(parts)} gives an empty variable name; rename it")
+            if name in origin:
+                raise ConfigError(
+                    f"keys {_display_key(origin[name])} and {_display_key(parts)} both become "
+                    f"{name}; rename one of them"
+                )
+            text = _value(value, parts)
+            if "\0" in text:
+                raise ConfigError(
+                    f"key {_display_key(parts)} contains a NUL character, which an environment "
+                    "variable cannot hold"
+                )
+            origin[name] = parts
+            env[name] = text
+
+    walk(data, ())
+    return env
+
+
+def load_env(path: Path) -> dict[str, str]:
+    """Read the TOML file at ``path`` and return its flattened environment (see ``flatten``).
+
+    Raises ConfigError naming the file when it is missing, unreadable, not UTF-8 or not valid TOML
+    (with line and column).
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        # utf-8-sig: editors on Windows often save a BOM, which TOML parsers otherwise reject.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config file {path} is not valid UTF-8 (line {line}); TOML files must be UTF-8"
+        ) from exc
+    try:
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"invalid TOML in {path} at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
+    try:
+        return flatten(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+
+
+def resolve_config(directory: Path, explicit: str | None) -> Path | None:
+    """The config file to load: ``explicit`` (relative to the current directory), else
+    ``<directory>/.config.toml`` when it exists, else None.
+
+    A missing explicit file is a ConfigError; a missing default is not.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser().absolute()
+        if not path.exists():
+            raise ConfigError(f"config file {path} not found; check the --config path")
+        return path
+    default = (directory / DEFAULT_CONFIG).absolute()
+    return default if default.exists() else None
