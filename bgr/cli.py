@@ -8,8 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bgr import actions, render
-from bgr import __version__
+from bgr import __version__, actions, render
 from bgr.errors import BgrError, UsageError
 from bgr.models import StartRequest
 
