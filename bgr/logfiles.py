@@ -26,7 +26,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -99,8 +99,11 @@ def parse_size(text: str) -> int:
 # reading
 
 
-def tail(path: Path, lines: int | None) -> Iterator[str]:
+def tail(path: Path, lines: int | None, *, end: int | None = None) -> Iterator[str]:
     """Yield the text of the last ``lines`` lines of ``path`` (all of it when ``lines`` is None).
+
+    With ``end``, only the first ``end`` bytes count: ``follow(..., start=...)`` then continues at
+    exactly that offset, so tail-then-follow neither misses nor repeats a line.
 
     A final line without a newline counts as a line. Text comes in chunks (not one per line),
     decoded as UTF-8 with replacement characters, so binary garbage never raises. A missing
@@ -115,7 +118,8 @@ def tail(path: Path, lines: int | None) -> Iterator[str]:
     except FileNotFoundError:
         return
     try:
-        end = os.fstat(fd).st_size
+        size = os.fstat(fd).st_size
+        end = size if end is None else min(end, size)
         pos = 0 if lines is None else _start_of_last_lines(fd, end, lines)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while pos < end:
@@ -168,15 +172,17 @@ class _Followed:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
 
-    def mark_end(self) -> None:
-        """Note where the file ends now (without keeping it open): following starts there."""
+    def mark_end(self, at: int | None = None) -> None:
+        """Note where the file ends now, or offset ``at`` (without keeping it open): following
+        starts there."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return
         try:
             info = os.fstat(fd)
-            self.ident, self.pos = (info.st_dev, info.st_ino), info.st_size
+            size = info.st_size if at is None else min(at, info.st_size)
+            self.ident, self.pos = (info.st_dev, info.st_ino), size
             start = max(0, self.pos - _SIGNATURE)
             self.signature = os.pread(fd, self.pos - start, start)
         finally:
@@ -202,12 +208,17 @@ class _Followed:
 
 
 def follow(
-    paths: Sequence[tuple[str, Path]], stop: threading.Event, poll_interval: float = 0.1
+    paths: Sequence[tuple[str, Path]],
+    stop: threading.Event,
+    poll_interval: float = 0.1,
+    *,
+    start: Mapping[str, int] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(label, text)`` for data appended to each file after this call, until ``stop`` is set.
 
     The end of each file is noted when ``follow`` is called (not at the first ``next``), so
-    nothing written in between is missed.
+    nothing written in between is missed. ``start`` (label → byte offset, e.g. where a ``tail``
+    stopped) overrides that per file.
 
     ``text`` is one line with its newline; a partial last line is held until its newline arrives
     or it has waited one ``poll_interval`` (or exceeds 64 KiB), then yielded as is. Copes with:
@@ -222,7 +233,7 @@ def follow(
     """
     files = [_Followed(label, Path(path)) for label, path in paths]
     for tracked in files:
-        tracked.mark_end()
+        tracked.mark_end((start or {}).get(tracked.label))
     return _follow(files, stop, poll_interval)
 
 

@@ -163,13 +163,18 @@ def test_tail_decodes_a_character_split_across_chunks(tmp_path: Path) -> None:
 class Follower:
     """Runs logfiles.follow in a thread and collects what it yields."""
 
-    def __init__(self, paths: list[tuple[str, Path]], poll_interval: float = 0.02) -> None:
+    def __init__(
+        self,
+        paths: list[tuple[str, Path]],
+        poll_interval: float = 0.02,
+        start: dict[str, int] | None = None,
+    ) -> None:
         self.stop = threading.Event()
         self.items: queue.Queue[tuple[str, str]] = queue.Queue()
         self.seen: list[tuple[str, str]] = []
         self.error: BaseException | None = None
         # follow notes where each file ends right here, in the calling thread.
-        stream = logfiles.follow(paths, self.stop, poll_interval)
+        stream = logfiles.follow(paths, self.stop, poll_interval, start=start)
         self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
 
     def _run(self, stream: Iterator[tuple[str, str]]) -> None:
@@ -213,6 +218,18 @@ def test_follow_yields_appended_lines_per_label_from_the_current_end(tmp_path: P
         f.wait_text("one\ntwo\n", "out")
         f.wait_text("created later\n", "err")
         assert ("out", "one\n") in f.seen and ("out", "two\n") in f.seen
+
+
+def test_tail_up_to_an_offset_then_follow_from_it_misses_and_repeats_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "gap.txt"
+    path.write_bytes(b"a\nb\nc\n")
+    end = path.stat().st_size
+    append(path, b"written between tail and follow\n")
+    assert "".join(logfiles.tail(path, 2, end=end)) == "b\nc\n"
+    with Follower([("g", path)], start={"g": end}) as f:
+        append(path, b"later\n")
+        f.wait_text("written between tail and follow\nlater\n")
+        assert [t for _, t in f.seen] == ["written between tail and follow\n", "later\n"]
 
 
 def test_follow_holds_a_partial_line_about_one_poll(tmp_path: Path) -> None:
