@@ -106,10 +106,37 @@ def _definition(existing: ProcessRecord | None, req: StartRequest) -> ProcessRec
         )
     if not record.command.strip():
         raise UsageError('the command is empty; pass --command "what to run"')
+    _check_text(record)
     _check_directory(record.directory)
+    # Checked here, before anything is stopped: a --force start must not kill the running instance
+    # and then fail to launch the new one.
+    _check_log_directories(record)
     explicit = _absolute(req.config) if req.config else record.config_path
     config_path, config_env = _load_config(record.directory, explicit)
     return replace(record, config_path=config_path, config_env=config_env)
+
+
+def _check_text(record: ProcessRecord) -> None:
+    """Refuse bytes that are not UTF-8 (they reach us as surrogate escapes): the registry stores
+    text, and writing the row would otherwise fail only after the process was spawned."""
+    fields = {
+        "command": record.command,
+        "directory": record.directory,
+        "stdout path": record.stdout,
+        "stderr path": record.stderr,
+        "PATH": record.search_path or "",
+    }
+    for what, value in fields.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise UsageError(f"the {what} {value!r} is not valid UTF-8; bgr stores it as text") from None
+
+
+def _check_log_directories(record: ProcessRecord) -> None:
+    for path in {record.stdout, record.stderr}:
+        if not Path(path).parent.is_dir():
+            raise UsageError(f"log directory {Path(path).parent} does not exist; create it first")
 
 
 def _alive(record: ProcessRecord) -> bool:
@@ -124,9 +151,7 @@ def _declared_ports(record: ProcessRecord) -> set[int]:
 def _stop_records(records: list[ProcessRecord], grace: float) -> list[StopResult]:
     """Stop every live instance in ``records`` at once: one grace period for all of them."""
     marked = procs.marked_pids(r.instance for r in records if r.instance)
-    targets = [
-        procs.collect_targets(r.pid, r.pgid, r.start_token, r.instance, marked) for r in records
-    ]
+    targets = [procs.collect_targets(r.pid, r.pgid, r.start_token, r.instance, marked) for r in records]
     live = [i for i, t in enumerate(targets) if t.members]
     killed, leftover = procs.stop_targets([targets[i] for i in live], grace)
     results = []
@@ -155,15 +180,14 @@ def _launch(
     backup_logs: bool,
 ) -> ProcessRecord:
     """Spawn ``record`` and store the new instance. Caller holds the name lock."""
+    _check_writable(reg)
     if existing is not None and backup_logs:
         from bgr import logfiles
 
         logfiles.move_to_backup(Path(existing.stdout), existing.name, "out")
         if existing.stderr != existing.stdout:
             logfiles.move_to_backup(Path(existing.stderr), existing.name, "err")
-    for path in {record.stdout, record.stderr}:
-        if not Path(path).parent.is_dir():
-            raise UsageError(f"log directory {Path(path).parent} does not exist; create it first")
+    _check_log_directories(record)
     started = spawn.spawn(
         name=record.name,
         command=record.command,
@@ -187,7 +211,27 @@ def _launch(
         restarts=record.restarts + (1 if existing is not None else 0),
         events=_event(existing, reason, f"pid {started.pid}"),
     )
-    return reg.put(launched)
+    try:
+        return reg.put(launched)
+    except BaseException:
+        # An instance nobody recorded could never be stopped by bgr: take it down again.
+        _abandon(started)
+        raise
+
+
+def _check_writable(reg: Registry) -> None:
+    """Fail before anything is stopped, pulled, moved or spawned when the registry cannot be
+    written (locked, read-only): bgr would otherwise act and then be unable to record it."""
+    with reg.transaction():
+        pass
+
+
+def _abandon(started: spawn.Spawned) -> None:
+    """Kill a just-spawned instance (its group, which cannot be reused while we hold the unreaped
+    leader) and reap it."""
+    leader = procs.Target(started.pid, started.start_token)
+    procs.stop_targets([procs.StopTarget(pgid=started.pgid, members=(leader,))], 0)
+    spawn.wait_exit(started.pid, 1.0)
 
 
 def _watch_startup(reg: Registry, record: ProcessRecord, window: float) -> None:
@@ -248,6 +292,7 @@ def start(
                     f"{name} is already running (pid {existing.pid}); "
                     f"use `bgr {name} --restart` or add --force"
                 )
+            _check_writable(reg)
             pulled = _pull(record) if record.fetch else None
             ports: set[int] = set()
             if request.force:
@@ -257,12 +302,8 @@ def start(
             if running and existing is not None:
                 _stop_records([existing], grace)
             freed = _free_ports(ports, grace) if request.force else ()
-            reason = (
-                "started" if existing is None else ("restarted" if running else "started again")
-            )
-            launched = _launch(
-                reg, replace(record, guard={}), existing, reason=reason, backup_logs=True
-            )
+            reason = "started" if existing is None else ("restarted" if running else "started again")
+            launched = _launch(reg, replace(record, guard={}), existing, reason=reason, backup_logs=True)
         _watch_startup(reg, launched, startup_window)
         return StartResult(info=inspect(launched), replaced=running, freed=freed, pulled=pulled)
 
@@ -284,32 +325,34 @@ def restart(
     grace: float = DEFAULT_GRACE,
     startup_window: float = STARTUP_WINDOW,
     force: bool = False,
+    pull: bool = True,
 ) -> StartResult:
-    """Stop the process if it runs, re-read its TOML config, and start it with its stored definition."""
+    """Stop the process if it runs, re-read its TOML config, and start it with its stored definition.
+
+    ``pull=False`` skips the ``--fetch`` pull (bgr-guard restarts after a pull it just did)."""
     name = home.validate_name(name)
     with open_registry(db) as reg:
         reg.require(name)
     return (
-        start(
-            StartRequest(name=name, force=True), db=db, grace=grace, startup_window=startup_window
-        )
+        start(StartRequest(name=name, force=True), db=db, grace=grace, startup_window=startup_window)
         if force
-        else _restart(name, db, grace, startup_window)
+        else _restart(name, db, grace, startup_window, pull=pull)
     )
 
 
-def _restart(name: str, db: str | None, grace: float, startup_window: float) -> StartResult:
+def _restart(
+    name: str, db: str | None, grace: float, startup_window: float, *, pull: bool = True
+) -> StartResult:
     with open_registry(db) as reg:
         with name_lock(name):
             existing = reg.require(name)
             record = _definition(existing, StartRequest(name=name))
-            pulled = _pull(record) if record.fetch else None
+            _check_writable(reg)
+            pulled = _pull(record) if record.fetch and pull else None
             running = _alive(existing)
             if running:
                 _stop_records([existing], grace)
-            launched = _launch(
-                reg, replace(record, guard={}), existing, reason="restarted", backup_logs=True
-            )
+            launched = _launch(reg, replace(record, guard={}), existing, reason="restarted", backup_logs=True)
         _watch_startup(reg, launched, startup_window)
         return StartResult(info=inspect(launched), replaced=running, pulled=pulled)
 
@@ -359,7 +402,10 @@ def stop_many(
         now = time.time()
         for record, result in zip(records, results, strict=True):
             if result.was_running:
-                reg.update(record.name, stopped_at=now, events=_event(record, "stopped"))
+                # instance=: a start that got in after our stop keeps its own row.
+                reg.update(
+                    record.name, instance=record.instance, stopped_at=now, events=_event(record, "stopped")
+                )
         return results
 
 
@@ -375,6 +421,10 @@ def _mark_stopped(reg: Registry, names: list[str]) -> list[ProcessRecord]:
     for name in names:
         with name_lock(name):
             record = reg.get(name)
+            if record is not None and record.desired is not Desired.STOPPED:
+                # A restart in flight read the row before our UPDATE and wrote it back whole
+                # (desired=running): say stopped again, now that nobody else holds the name.
+                record = reg.update(name, desired=Desired.STOPPED)
         if record is not None:
             records.append(record)
     return records
@@ -395,8 +445,13 @@ def delete_many(
         records = _mark_stopped(reg, wanted)
         results = _stop_records(records, grace)
         for record in records:
-            reg.delete(record.name)
-            _remove_logs(record)
+            with name_lock(record.name):
+                current = reg.get(record.name)
+                # A start that got in after our stop owns the row (and the log paths) now.
+                if current is None or current.instance != record.instance:
+                    continue
+                reg.delete(record.name)
+                _remove_logs(record)
         return results
 
 
@@ -462,9 +517,7 @@ def inspect(record: ProcessRecord, *, details: bool = False) -> ProcessInfo:
     pids = _instance_pids(record)
     uptime = time.time() - (record.started_at or time.time())
     cpu_percent = 100.0 * cpu / procs.clock_ticks() / uptime if procs.LINUX and uptime > 0 else None
-    return replace(
-        info, memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(procs.listening_ports(pids))
-    )
+    return replace(info, memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(procs.listening_ports(pids)))
 
 
 def get(name: str, *, db: str | None = None, details: bool = True) -> ProcessInfo:
@@ -514,8 +567,7 @@ def logs(
     from bgr import logfiles
 
     return {
-        label: "".join(logfiles.tail(path, lines))
-        for label, path in log_paths(name, db=db, stream=stream)
+        label: "".join(logfiles.tail(path, lines)) for label, path in log_paths(name, db=db, stream=stream)
     }
 
 

@@ -37,9 +37,7 @@ def file_lock(path: os.PathLike[str] | str, *, timeout: float, held_by: str) -> 
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockHeld(
-                        f"{held_by} is busy (another bgr holds its lock); try again"
-                    ) from None
+                    raise LockHeld(f"{held_by} is busy (another bgr holds its lock); try again") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)
         yield

@@ -111,9 +111,7 @@ def is_alive(pid: int | None, token: str | None) -> bool:
         return False
 
 
-def instance_alive(
-    pid: int | None, pgid: int | None, token: str | None, instance: str | None
-) -> bool:
+def instance_alive(pid: int | None, pgid: int | None, token: str | None, instance: str | None) -> bool:
     """True while the instance's leader lives, or its process group still holds processes of ours.
 
     /bin/sh -c forks the command rather than exec-ing it (Debian's dash), so killing the recorded pid
@@ -247,8 +245,10 @@ def collect_targets(
     for candidate in marked.get(instance or "", []):
         add(candidate)
     # The group is ours to signal only while something we can vouch for is in it: the leader, or a
-    # process carrying our marker. Otherwise the pgid may belong to a stranger by now.
-    group = pgid if (leader_alive or members) else None
+    # process carrying our marker. Otherwise the pgid may belong to a stranger by now. A marked
+    # escapee that left the group (setsid) vouches for nothing there: check membership.
+    vouched = leader_alive or any(_pgid_of(m) == pgid for m in members)
+    group = pgid if vouched else None
     return StopTarget(pgid=group, members=tuple(members.values()))
 
 
@@ -382,14 +382,10 @@ def _is_listener(conn: object) -> bool:
 
     status = getattr(conn, "status", "")
     # UDP sockets have no LISTEN state; a bound UDP socket with no peer is the listener.
-    return status == psutil.CONN_LISTEN or (
-        status == psutil.CONN_NONE and not getattr(conn, "raddr", None)
-    )
+    return status == psutil.CONN_LISTEN or (status == psutil.CONN_NONE and not getattr(conn, "raddr", None))
 
 
-def instance_pids(
-    pid: int | None, pgid: int | None, token: str | None, instance: str | None
-) -> list[int]:
+def instance_pids(pid: int | None, pgid: int | None, token: str | None, instance: str | None) -> list[int]:
     """Live pids of one instance (leader, group, marked escapees), for ports and stats."""
     marked = marked_pids([instance]) if instance else {}
     target = collect_targets(pid, pgid, token, instance, marked)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bgr.models import FreedPort, ProcessInfo, Status, StopResult
@@ -157,7 +158,7 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
         ("restarts", str(record.restarts)),
         ("directory", record.directory),
         ("command", record.command),
-        ("config", record.config_path or "(default .config.toml, if present)"),
+        ("config", record.config_path or f"{Path(record.directory) / '.config.toml'} (default, if present)"),
         ("stdout", record.stdout),
         ("stderr", record.stderr),
         ("fetch", "yes" if record.fetch else "no"),

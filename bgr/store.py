@@ -90,8 +90,7 @@ def _translate(exc: sqlite3.Error, path: Path) -> RegistryError:
         return RegistryError(f"registry {path} is read-only; check its permissions or use --db")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return RegistryError(
-            f"registry {path} is corrupt or not a bgr database ({text}); "
-            "move it away to start a fresh one"
+            f"registry {path} is corrupt or not a bgr database ({text}); move it away to start a fresh one"
         )
     if "unable to open" in text:
         return RegistryError(f"cannot open registry {path}; check that its directory exists")
@@ -106,9 +105,7 @@ class Registry:
         if path.parent == home.state_dir():
             home.ensure_state_dir()
         elif not path.parent.is_dir():
-            raise RegistryError(
-                f"cannot create registry {path}: directory {path.parent} is missing"
-            )
+            raise RegistryError(f"cannot create registry {path}: directory {path.parent} is missing")
         created = not path.exists()
         try:
             self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -212,9 +209,7 @@ class Registry:
         if group is None:
             rows = self._query(f"SELECT {_QUOTED} FROM processes ORDER BY name")
         else:
-            rows = self._query(
-                f'SELECT {_QUOTED} FROM processes WHERE "group" = ? ORDER BY name', (group,)
-            )
+            rows = self._query(f'SELECT {_QUOTED} FROM processes WHERE "group" = ? ORDER BY name', (group,))
         return [_from_row(r) for r in rows]
 
     def put(self, record: ProcessRecord) -> ProcessRecord:
@@ -223,23 +218,17 @@ class Registry:
         record = replace(record, created_at=record.created_at or now, updated_at=now)
         marks = ", ".join("?" for _ in _COLUMNS)
         with self.transaction() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO processes ({_QUOTED}) VALUES ({marks})", _to_row(record)
-            )
+            conn.execute(f"INSERT OR REPLACE INTO processes ({_QUOTED}) VALUES ({marks})", _to_row(record))
         return record
 
-    def update(
-        self, name: str, *, instance: str | None = None, **changes: Any
-    ) -> ProcessRecord | None:
+    def update(self, name: str, *, instance: str | None = None, **changes: Any) -> ProcessRecord | None:
         """Change some fields of a row atomically; None if the row is gone.
 
         With ``instance``, the change applies only while the row still describes that instance, so
         news about an old instance never overwrites a newer start.
         """
         with self.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {_QUOTED} FROM processes WHERE name = ?", (name,)
-            ).fetchall()
+            rows = conn.execute(f"SELECT {_QUOTED} FROM processes WHERE name = ?", (name,)).fetchall()
             if not rows:
                 return None
             current = _from_row(rows[0])
@@ -247,9 +236,7 @@ class Registry:
                 return None
             updated = replace(current, **changes, updated_at=time.time())
             assignments = ", ".join(f'"{c}" = ?' for c in _COLUMNS)
-            conn.execute(
-                f"UPDATE processes SET {assignments} WHERE name = ?", (*_to_row(updated), name)
-            )
+            conn.execute(f"UPDATE processes SET {assignments} WHERE name = ?", (*_to_row(updated), name))
         return updated
 
     def add_event(self, name: str, kind: str, detail: str = "") -> None:
@@ -260,9 +247,7 @@ class Registry:
             if row is None:
                 return
             events = [*json.loads(row[0]), event][-EVENTS_KEPT:]
-            conn.execute(
-                "UPDATE processes SET events = ? WHERE name = ?", (json.dumps(events), name)
-            )
+            conn.execute("UPDATE processes SET events = ? WHERE name = ?", (json.dumps(events), name))
 
     def delete(self, name: str) -> bool:
         with self.transaction() as conn:

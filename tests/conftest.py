@@ -7,6 +7,7 @@ setsid, without touching anything else on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -56,10 +57,8 @@ def bgr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     leftovers = processes_with_env("BGR_HOME", str(home))
     for pid in leftovers:
         for kill in (os.killpg, os.kill):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
     deadline = time.monotonic() + 5
     survivors = leftovers
     while survivors and time.monotonic() < deadline:

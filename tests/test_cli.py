@@ -1,0 +1,1012 @@
+"""The ``bgr`` command: in process (``bgr.cli.main``) and as real ``python -m bgr`` subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgr import cli, procs, store
+from bgr.models import ProcessRecord
+from tests.conftest import processes_with_env
+from tests.core_support import (
+    CLIENT,
+    LISTENER,
+    PY,
+    accepts,
+    alive,
+    assert_one_error_line,
+    environ_of,
+    free_port,
+    managed,
+    process,
+    read,
+    readline,
+    registry_snapshot,
+    run_bgr,
+    session_of,
+    wait_for,
+)
+
+
+def main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in this process; (exit code, stdout, stderr)."""
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def listing(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
+    code, out, err = main(capsys, "--json", *argv)
+    assert code == 0, err
+    data: list[dict[str, Any]] = json.loads(out)
+    return data
+
+
+def one(capsys: pytest.CaptureFixture[str], name: str) -> dict[str, Any]:
+    code, out, err = main(capsys, name, "--json")
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def started_pid(stdout: str) -> int:
+    """The pid from "started NAME (pid N); ...": the CLI's own report."""
+    return int(stdout.rsplit("(pid ", 1)[1].split(")", 1)[0])
+
+
+# --------------------------------------------------------------------------------------------
+# start: detached, refused when running, again from the stored definition
+
+
+def test_start_returns_at_once_detached_and_details_show_everything(tmp_path: Path, bgr_home: Path) -> None:
+    app = tmp_path / "myapp"
+    app.mkdir()
+    port = free_port()
+    done = run_bgr(
+        "--name", "myapp", "--directory", "./myapp", "--command", f"{PY} -m http.server {port}",
+        "--env", "TOKEN=secret-value",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("started myapp (pid ")
+    pid = started_pid(done.stdout)
+    # The CLI has exited; the process lives on in a session of its own.
+    assert alive(pid)
+    assert session_of(pid) == pid != os.getsid(0)
+    wait_for(lambda: accepts(port), what="http.server listening")
+
+    details = run_bgr("myapp")
+    assert details.returncode == 0, details.stderr
+    facts = dict(line.split(None, 1) for line in details.stdout.splitlines() if "  " in line)
+    assert facts["status"] == "running"
+    assert facts["pid"] == str(pid)
+    assert facts["restarts"] == "0"
+    assert facts["directory"] == str(app)
+    assert facts["command"] == f"{PY} -m http.server {port}"
+    assert facts["stdout"] == str(bgr_home / "myapp-out.txt")
+    assert facts["stderr"] == str(bgr_home / "myapp-err.txt")
+    assert facts["config"].startswith(str(app / ".config.toml"))
+    assert facts["ports"] == str(port)
+    assert "keys" in details.stdout and "TOKEN" in details.stdout
+    assert "secret-value" not in details.stdout
+    for label in ("started", "uptime", "memory", "cpu", "exit code"):
+        assert label in facts or any(line.startswith(label) for line in details.stdout.splitlines())
+    shown = run_bgr("myapp", "--json", "--show-env")
+    data = json.loads(shown.stdout)
+    assert data["ports"] == [port] and data["env"] == {"TOKEN": "secret-value"}
+    assert data["memory"] > 0 and data["cpu_percent"] is not None
+
+
+def test_ctrl_c_and_hangup_in_the_starting_terminal_do_not_reach_the_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like a terminal: bgr runs inside a process group that then gets SIGINT and SIGHUP."""
+    script = f"{PY} -m bgr --name calm --command 'sleep 60' >/dev/null && echo started && exec sleep 60"
+    with process(
+        ["/bin/sh", "-c", script], stdout=subprocess.PIPE, start_new_session=True, cwd=tmp_path
+    ) as shell:
+        assert readline(shell).strip() == "started"
+        pid = one(capsys, "calm")["pid"]
+        assert os.getsid(pid) != os.getsid(shell.pid)
+        os.killpg(shell.pid, signal.SIGINT)
+        os.killpg(shell.pid, signal.SIGHUP)
+        # The signals did reach the caller's group (whichever was delivered first ended it).
+        assert shell.wait(timeout=10) in (-signal.SIGINT, -signal.SIGHUP)
+    assert alive(pid)
+    assert one(capsys, "calm")["status"] == "running"
+
+
+def test_directory_defaults_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = main(capsys, "--name", "here", "--command", "pwd; exec sleep 60")
+    assert code == 0, err
+    assert one(capsys, "here")["directory"] == str(tmp_path)
+
+
+def test_starting_a_running_name_is_refused_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = main(capsys, "--name", "w", "--directory", str(tmp_path), "--command", "sleep 60")
+    assert code == 0
+    pid = started_pid(out)
+    code, out, err = main(capsys, "--name", "w", "--command", "sleep 61")
+    assert code == 4 and out == ""
+    assert_one_error_line(err)
+    assert "already running" in err and "--force" in err
+    data = one(capsys, "w")
+    assert data["pid"] == pid and data["command"] == "sleep 60" and data["restarts"] == 0
+
+
+def test_stopped_and_crashed_names_start_again_with_the_stored_definition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(capsys, "--name", "w", "--directory", str(tmp_path), "--command", "sleep 60")
+    assert main(capsys, "--stop", "w", "--grace", "0.5")[0] == 0
+    code, out, err = main(capsys, "--name", "w")
+    assert code == 0, err
+    data = one(capsys, "w")
+    assert data["status"] == "running" and data["pid"] == started_pid(out)
+    assert data["command"] == "sleep 60" and data["directory"] == str(tmp_path)
+    # crashed: fix the command by giving a new one
+    assert main(capsys, "--name", "c", "--command", "exit 3")[0] != 0
+    assert one(capsys, "c")["status"] == "crashed"
+    code, _, err = main(capsys, "--name", "c", "--command", "sleep 60")
+    assert code == 0, err
+    assert one(capsys, "c")["status"] == "running"
+
+
+# --------------------------------------------------------------------------------------------
+# instant failures
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("no-such-binary", 127, "command not found", "not found"),
+        ("./script.sh", 126, "not executable", "Permission denied"),
+        ("echo boom >&2; exit 3", 3, "exit code 3", "boom"),
+    ],
+)
+def test_instant_failures_are_reported_and_the_definition_kept(
+    case: tuple[str, int, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command, expected_code, what, tail = case
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    code, out, err = main(capsys, "--name", "bad", "--directory", str(tmp_path), "--command", command)
+    assert code != 0 and out == ""
+    first, *rest = err.splitlines()
+    assert first.startswith("bgr: bad exited right after starting") and what in first
+    assert any(tail in line for line in rest), err  # the stderr tail
+    data = one(capsys, "bad")
+    assert data["status"] == "crashed" and data["exit_code"] == expected_code
+    assert data["pid"] is None and data["command"] == command
+
+
+def test_instant_failure_through_the_real_cli(tmp_path: Path) -> None:
+    done = run_bgr("--name", "nope", "--command", "no-such-binary", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "exit 127" in done.stderr and "Traceback" not in done.stderr
+    listed = json.loads(run_bgr("--json").stdout)
+    assert [(p["name"], p["status"], p["exit_code"]) for p in listed] == [("nope", "crashed", 127)]
+
+
+# --------------------------------------------------------------------------------------------
+# list
+
+
+def test_empty_registry_prints_a_short_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = main(capsys)
+    assert code == 0
+    assert out.startswith("no processes yet") and len(out.splitlines()) == 1
+    assert listing(capsys) == []
+
+
+def test_table_is_aligned_and_plain_when_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(capsys, "--name", "a", "--directory", str(tmp_path), "--command", "sleep 60")
+    main(capsys, "--name", "much-longer-name", "--group", "api", "--command", "sleep 61")
+    code, out, _ = main(capsys)
+    assert code == 0
+    assert "\033[" not in out
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "GROUP", "STATUS", "PID", "UPTIME", "↺", "MEMORY", "COMMAND"]
+    assert len(rows) == 2
+    for column in ("GROUP", "STATUS", "PID", "COMMAND"):
+        start = header.index(column)
+        for row in rows:
+            assert row[start - 2 : start] == "  " and row[start] != " ", (column, row)
+    assert rows[0].split()[:3] == ["a", "-", "running"]
+    assert rows[1].split()[:3] == ["much-longer-name", "api", "running"]
+    assert rows[1].endswith("sleep 61")
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """Run the real CLI with stdout on a pseudo-terminal; return what it printed."""
+    leader, follower = pty.openpty()
+    try:
+        with process(
+            [sys.executable, "-m", "bgr", *args], stdout=follower, stderr=subprocess.PIPE, env=env
+        ) as child:
+            os.close(follower)
+            follower = -1
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the other side closed
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            assert child.wait(timeout=20) == 0
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    return b"".join(chunks).decode()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(capsys, "--name", "a", "--directory", str(tmp_path), "--command", "sleep 60")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["TERM"] = "xterm"
+    assert "\033[32mrunning" in _run_on_a_terminal([], env)
+    assert "\033[" not in _run_on_a_terminal([], {**env, "NO_COLOR": "1"})
+    assert "\033[" not in run_bgr(env=env).stdout  # a pipe is not a terminal
+
+
+JSON_KEYS = {
+    "name", "status", "pid", "group", "directory", "command", "started_at", "exit_code",
+    "restarts", "stdout", "stderr", "config", "env_keys",
+}  # fmt: skip
+
+
+def test_json_list_fields_env_values_only_on_request_and_a_jq_style_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(capsys, "--name", "up", "--directory", str(tmp_path), "--command", "sleep 60",
+         "--env", "API_KEY=s3cret")  # fmt: skip
+    main(capsys, "--name", "down", "--command", "sleep 60")
+    main(capsys, "--stop", "down", "--grace", "0.5")
+    data = listing(capsys)
+    assert [d["name"] for d in data] == ["down", "up"]
+    for entry in data:
+        assert entry.keys() >= JSON_KEYS
+        assert "env" not in entry
+    down, up = data
+    assert down["pid"] is None and down["status"] == "stopped"
+    assert isinstance(up["pid"], int) and up["status"] == "running"
+    assert up["env_keys"] == ["API_KEY"] and "s3cret" not in json.dumps(data)
+    assert up["started_at"].endswith("Z") and up["restarts"] == 0 and up["exit_code"] is None
+    assert listing(capsys, "--show-env")[1]["env"] == {"API_KEY": "s3cret"}
+    # bgr --json | jq '.[] | select(.status == "running") | .name'
+    assert [d["name"] for d in data if d["status"] == "running"] == ["up"]
+    if shutil.which("jq"):
+        piped = subprocess.run(
+            f"{PY} -m bgr --json | jq -r '.[] | select(.status == \"running\") | .name'",
+            shell=True, capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+        assert piped.stdout == "up\n"
+
+
+# --------------------------------------------------------------------------------------------
+# groups
+
+
+def test_groups_from_the_environment_or_the_flag_and_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    show = "echo group=$BGR_GROUP; exec sleep 60"
+    monkeypatch.setenv("BGR_GROUP", "api")
+    assert main(capsys, "--name", "auth-api", "--directory", str(tmp_path), "--command", show)[0] == 0
+    monkeypatch.delenv("BGR_GROUP")
+    assert main(capsys, "--name", "billing", "--group", "api", "--command", show)[0] == 0
+    assert main(capsys, "--name", "web", "--command", show)[0] == 0
+    assert [(d["name"], d["group"]) for d in listing(capsys)] == [
+        ("auth-api", "api"), ("billing", "api"), ("web", None),
+    ]  # fmt: skip
+    assert [d["name"] for d in listing(capsys, "--filter", "api")] == ["auth-api", "billing"]
+    code, out, _ = main(capsys, "--filter", "api")
+    assert code == 0 and "auth-api" in out and "billing" in out and "web" not in out
+    assert listing(capsys, "--filter", "nothing") == []
+    wait_for(lambda: read(bgr_home / "auth-api-out.txt"), what="output")
+    assert read(bgr_home / "auth-api-out.txt") == "group=api\n"
+    wait_for(lambda: read(bgr_home / "web-out.txt"), what="output")
+    assert read(bgr_home / "web-out.txt") == "group=\n"
+
+
+# --------------------------------------------------------------------------------------------
+# logs
+
+
+def _noisy(capsys: pytest.CaptureFixture[str], tmp_path: Path, bgr_home: Path) -> None:
+    command = (
+        "i=1; while [ $i -le 20 ]; do echo out$i; i=$((i+1)); done; "
+        "echo err1 >&2; echo err2 >&2; echo err3 >&2; exec sleep 60"
+    )
+    assert main(capsys, "--name", "noisy", "--directory", str(tmp_path), "--command", command)[0] == 0
+    wait_for(lambda: read(bgr_home / "noisy-err.txt").count("\n") == 3, what="output")
+
+
+@pytest.mark.parametrize("spelling", [("noisy", "--logs"), ("--logs", "noisy")])
+def test_logs_show_stdout_then_stderr_labelled(
+    spelling: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    _noisy(capsys, tmp_path, bgr_home)
+    code, out, _ = main(capsys, *spelling)
+    assert code == 0
+    expected = [f"==> stdout: {bgr_home / 'noisy-out.txt'} <=="]
+    expected += [f"out{i}" for i in range(1, 21)]
+    expected += [f"==> stderr: {bgr_home / 'noisy-err.txt'} <==", "err1", "err2", "err3"]
+    assert out.splitlines() == expected
+
+
+def test_logs_lines_and_single_streams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    _noisy(capsys, tmp_path, bgr_home)
+    code, out, _ = main(capsys, "noisy", "--logs", "--lines", "5")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1:6] == ["out16", "out17", "out18", "out19", "out20"]
+    assert lines[7:] == ["err1", "err2", "err3"] and len(lines) == 10
+    code, out, _ = main(capsys, "noisy", "--logs", "--log-stdout", "--lines", "2")
+    assert out.splitlines()[1:] == ["out19", "out20"] and "err" not in out
+    code, out, _ = main(capsys, "noisy", "--logs", "--log-stderr", "--lines", "1")
+    assert out.splitlines()[1:] == ["err3"] and "out" not in out.split("<==", 1)[1]
+    code, out, _ = main(capsys, "noisy", "--logs", "--lines", "0")
+    assert code == 0 and "out20" not in out and "err3" not in out
+
+
+def test_binary_and_invalid_utf8_output_does_not_break_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    command = r"printf 'ok\377\376\300 tail\n'; head -c 3000 /dev/urandom; printf '\nend\n'; exec sleep 60"
+    assert main(capsys, "--name", "bin", "--directory", str(tmp_path), "--command", command)[0] == 0
+    wait_for(lambda: read(bgr_home / "bin-out.txt").endswith("end\n"), what="output")
+    code, out, err = main(capsys, "bin", "--logs")
+    assert code == 0, err
+    assert "ok\ufffd" in out and "\nend\n==> stderr: " in out
+    done = run_bgr("bin", "--logs", "--lines", "1")
+    assert done.returncode == 0 and done.stdout.splitlines()[1] == "end"
+
+
+def test_follow_prints_new_lines_until_interrupted(tmp_path: Path, bgr_home: Path) -> None:
+    # Writes "before", then "after" only once the test creates the file "go": proof of following.
+    command = "echo before; while [ ! -f go ]; do sleep 0.02; done; echo after; exec sleep 60"
+    assert run_bgr("--name", "tick", "--command", command, cwd=tmp_path).returncode == 0
+    wait_for(lambda: read(bgr_home / "tick-out.txt"), what="first line")
+    # Like a terminal's Ctrl-C even when this test runs in the background (SIGINT ignored there).
+    default_int = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'bgr', 'tick', '--logs', '--follow'])"
+    )
+    with process(
+        [sys.executable, "-c", default_int],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as follower:
+        assert readline(follower) == f"==> stdout: {bgr_home / 'tick-out.txt'} <==\n"
+        assert readline(follower) == "before\n"
+        assert readline(follower) == f"==> stderr: {bgr_home / 'tick-err.txt'} <==\n"
+        (tmp_path / "go").touch()
+        assert readline(follower) == "[stdout] after\n"
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=10) in (0, 130)
+        assert follower.stderr is not None
+        assert "Traceback" not in follower.stderr.read()
+
+
+# --------------------------------------------------------------------------------------------
+# control: restart, stop, delete, clean, nuke
+
+
+@pytest.mark.parametrize("spelling", [("app", "--restart"), ("--restart", "app")])
+def test_restart_rereads_config_keeps_definition_and_backs_up_logs(
+    spelling: tuple[str, str], tmp_path: Path, bgr_home: Path
+) -> None:
+    config = tmp_path / ".config.toml"
+    config.write_text("[server]\nport = 3000\n")
+    command = "echo port=$SERVER_PORT; exec sleep 60"
+    done = run_bgr("--name", "app", "--command", command, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out_log = bgr_home / "app-out.txt"
+    wait_for(lambda: read(out_log), what="first output")
+    assert read(out_log) == "port=3000\n"
+
+    config.write_text("[server]\nport = 4000\n")
+    restarted = run_bgr(*spelling, "--grace", "0.5", cwd=bgr_home)  # another cwd on purpose
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.startswith("restarted app (pid ")
+    wait_for(lambda: read(out_log), what="second output")
+    assert read(out_log) == "port=4000\n"
+    # The old stdout moved whole to a date-stamped backup (the empty stderr log has nothing to keep).
+    (backup,) = (bgr_home / "backup").iterdir()
+    assert backup.name.startswith("app-out-20") and backup.name.endswith(".txt")
+    assert read(backup) == "port=3000\n"
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    data = json.loads(run_bgr("app", "--json").stdout)
+    assert data["command"] == command and data["directory"] == str(tmp_path)
+    assert data["restarts"] == 1 and data["status"] == "running"
+    assert data["pid"] == started_pid(restarted.stdout) != started_pid(done.stdout)
+
+
+@pytest.mark.parametrize("spelling", [("w", "--stop"), ("--stop", "w")])
+def test_stop_keeps_the_definition(
+    spelling: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = main(capsys, "--name", "w", "--directory", str(tmp_path), "--command", "sleep 60")
+    pid = started_pid(out)
+    code, out, err = main(capsys, *spelling, "--grace", "0.5")
+    assert code == 0, err
+    assert out.strip() == "stopped w: stopped"
+    assert not alive(pid)
+    data = one(capsys, "w")
+    assert data["status"] == "stopped" and data["pid"] is None and data["command"] == "sleep 60"
+    code, out, _ = main(capsys, *spelling)
+    assert code == 0 and "was not running" in out
+
+
+@pytest.mark.parametrize("spelling", [("tree", "--delete"), ("--delete", "tree")])
+def test_delete_takes_the_whole_tree_the_row_and_the_logs(
+    spelling: tuple[str, str], tmp_path: Path, bgr_home: Path
+) -> None:
+    escape = f"{PY} -c 'import os, time; os.setsid(); print(\"escaped\", flush=True); time.sleep(60)'"
+    command = f"{escape} & sh -c 'sleep 60 & sleep 60' & echo started; wait"
+    done = run_bgr("--name", "tree", "--command", command, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: "escaped" in read(bgr_home / "tree-out.txt"), what="setsid grandchild")
+    mine = processes_with_env("BGR_HOME", str(bgr_home))
+    assert len(mine) >= 5
+    assert any(session_of(p) == p for p in mine)  # one left the session
+    deleted = run_bgr(*spelling, "--grace", "0.5")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == "deleted tree: stopped"
+    assert processes_with_env("BGR_HOME", str(bgr_home)) == []
+    assert json.loads(run_bgr("--json").stdout) == []
+    assert not (bgr_home / "tree-out.txt").exists() and not (bgr_home / "tree-err.txt").exists()
+    missing = run_bgr("tree")
+    assert missing.returncode == 3
+    assert_one_error_line(missing.stderr)
+
+
+def test_clean_forgets_dead_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(capsys, "--name", "up", "--directory", str(tmp_path), "--command", "sleep 60")
+    main(capsys, "--name", "bad", "--command", "exit 4")
+    code, out, _ = main(capsys, "--clean")
+    assert code == 0 and out.strip() == "forgot 1: bad"
+    assert [d["name"] for d in listing(capsys)] == ["up"]
+    assert main(capsys, "--clean")[1].strip() == "nothing to clean"
+
+
+def test_nuke_stops_many_term_ignoring_processes_in_parallel(tmp_path: Path, bgr_home: Path) -> None:
+    command = "trap '' TERM; echo ready; sleep 60 & wait"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bgr", "--name", f"s{i}", "--command", command],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(10)
+    ]
+    for proc in starts:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    logs = [bgr_home / f"s{i}-out.txt" for i in range(10)]
+    wait_for(lambda: all("ready" in read(log) for log in logs), what="all ready")
+    began = time.monotonic()
+    nuked = run_bgr("--nuke", "--grace", "1")
+    elapsed = time.monotonic() - began
+    assert nuked.returncode == 0, nuked.stderr
+    assert nuked.stdout.count("killed after the grace period") == 10
+    assert elapsed < 5, f"--nuke took {elapsed:.1f} s: not in parallel"
+    assert processes_with_env("BGR_HOME", str(bgr_home)) == []
+    assert json.loads(run_bgr("--json").stdout) == []
+
+
+# --------------------------------------------------------------------------------------------
+# config and env
+
+
+def _env_dump(*keys: str) -> str:
+    code = f"import json, os; print(json.dumps({{k: os.environ.get(k) for k in {json.dumps(list(keys))}}}))"
+    return f"{PY} -c '{code}'; exec sleep 60"
+
+
+def test_config_and_env_values_reach_the_child_losslessly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "conf" / "settings.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[server]\nport = 3000\nhosts = ["a", "b"]\n[db]\nurl = "postgres://u:p=w@h/db?x=1,y=\'2\'"\n'
+    )
+    tricky = "a,b=c \"dq\" 'sq' $HOME `x` ; \\"
+    monkeypatch.chdir(tmp_path)  # --config is relative to the caller's directory
+    code, _, err = main(
+        capsys, "--name", "cfg", "--config", "conf/settings.toml",
+        "--env", f"TRICKY={tricky}", "--env", "EMPTY=",
+        "--command", _env_dump("SERVER_PORT", "DB_URL", "TRICKY", "EMPTY", "SERVER_HOSTS"),
+    )  # fmt: skip
+    assert code == 0, err
+    wait_for(lambda: read(bgr_home / "cfg-out.txt").endswith("\n"), what="env dump")
+    seen = json.loads(read(bgr_home / "cfg-out.txt"))
+    assert seen["SERVER_PORT"] == "3000"
+    assert seen["DB_URL"] == "postgres://u:p=w@h/db?x=1,y='2'"
+    assert seen["TRICKY"] == tricky and seen["EMPTY"] == ""
+    assert seen["SERVER_HOSTS"] == "a,b"  # arrays of scalars are comma-joined
+    data = one(capsys, "cfg")
+    assert data["config"] == str(config)
+    assert set(data["env_keys"]) >= {"SERVER_PORT", "DB_URL", "TRICKY", "EMPTY"}
+    shown = listing(capsys, "--show-env")[0]["env"]
+    assert shown["TRICKY"] == tricky and shown["DB_URL"] == seen["DB_URL"]
+
+
+def test_missing_default_config_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = main(capsys, "--name", "n", "--directory", str(tmp_path), "--command", "sleep 60")
+    assert code == 0, err
+    assert one(capsys, "n")["config"] is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("[server]\nport = 3000\nname = \n", "line 3, column"), ('a = "x"\na = "y"\n', "line 2, column")],
+)
+def test_invalid_toml_starts_nothing_and_changes_nothing(
+    content: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    main(capsys, "--name", "keep", "--directory", str(tmp_path), "--command", "exit 0")
+    before = registry_snapshot(bgr_home / "bgr.sqlite")
+    (tmp_path / ".config.toml").write_text(content)
+    code, out, err = main(capsys, "--name", "new", "--directory", str(tmp_path), "--command", "sleep 60")
+    assert code == 5 and out == ""
+    assert_one_error_line(err)
+    assert message in err and str(tmp_path / ".config.toml") in err
+    code, _, err = main(capsys, "keep", "--restart")
+    assert code == 5 and message in err
+    assert registry_snapshot(bgr_home / "bgr.sqlite") == before
+    assert managed("new") == []
+
+
+# --------------------------------------------------------------------------------------------
+# --force and ports
+
+
+def test_force_frees_the_declared_port_and_never_touches_a_client(tmp_path: Path) -> None:
+    port = free_port()
+    with process([sys.executable, "-c", LISTENER, str(port)], stdout=subprocess.PIPE) as squatter:
+        assert readline(squatter).strip() == "listening"
+        with process([sys.executable, "-c", CLIENT, str(port)], stdout=subprocess.PIPE) as client:
+            assert readline(client).strip() == "connected"
+            done = run_bgr(
+                "--name", "web", "--env", f"PORT={port}", "--force", "--grace", "0.5",
+                "--command", f'{PY} -m http.server "$PORT"', cwd=tmp_path,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert f"freed port {port}: stopped pid {squatter.pid} (" in done.stdout
+            assert LISTENER.strip().splitlines()[0] in done.stdout  # which command it was
+            assert squatter.wait(timeout=10) == -signal.SIGTERM
+            assert client.poll() is None
+            pid = started_pid(done.stdout)
+            wait_for(lambda: port in procs.listening_ports([pid, *_children(pid)]), what="web up")
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+
+
+def test_force_replaces_a_running_instance_and_its_port(tmp_path: Path) -> None:
+    port = free_port()
+    command = f"{PY} -m http.server {port}"
+    first = run_bgr("--name", "web", "--command", command, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    old = started_pid(first.stdout)
+    wait_for(lambda: accepts(port), what="first instance listening")
+    again = run_bgr("--name", "web", "--command", command, "--force", "--grace", "0.5")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("restarted web (pid ")
+    new = started_pid(again.stdout)
+    assert new != old and not alive(old)
+    data = wait_for(
+        lambda: (d := json.loads(run_bgr("web", "--json").stdout))["ports"] == [port] and d,
+        what="second instance listening",
+    )
+    assert data["pid"] == new and data["restarts"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# --fetch
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(app clone bgr pulls, other clone that pushes), sharing a local bare remote."""
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "bgr test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "bgr@example.invalid")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    bare = tmp_path / "remote.git"
+    _git(tmp_path, "init", "--quiet", "--bare", str(bare))
+    _git(tmp_path, "clone", "--quiet", str(bare), "other")
+    other = tmp_path / "other"
+    (other / "version.txt").write_text("v1\n")
+    _git(other, "add", "version.txt")
+    _git(other, "commit", "--quiet", "-m", "v1")
+    _git(other, "push", "--quiet", "origin", "main")
+    _git(tmp_path, "clone", "--quiet", str(bare), "app")
+    (other / "version.txt").write_text("v2\n")
+    _git(other, "commit", "--quiet", "-am", "v2")
+    _git(other, "push", "--quiet", "origin", "main")
+    return tmp_path / "app", other
+
+
+def test_fetch_pulls_before_starting(
+    repos: tuple[Path, Path], capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    app, _ = repos
+    command = "cat version.txt; exec sleep 60"
+    code, out, err = main(capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", command)
+    assert code == 0, err
+    assert out.startswith("git: pulled main: ") and "(1 commit)" in out
+    wait_for(lambda: read(bgr_home / "app-out.txt"), what="output")
+    assert read(bgr_home / "app-out.txt") == "v2\n"
+    assert one(capsys, "app")["fetch"] is True
+
+
+def test_fetch_with_a_dirty_tree_reports_and_resets_nothing(
+    repos: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, _ = repos
+    (app / "version.txt").write_text("local edit\n")
+    code, out, err = main(
+        capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 60"
+    )
+    assert code == 8 and out == ""
+    assert "uncommitted changes" in err and "Traceback" not in err
+    assert (app / "version.txt").read_text() == "local edit\n"
+    assert listing(capsys) == []
+    assert managed("app") == []
+
+
+def test_fetch_outside_a_git_repository_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code, _, err = main(capsys, "--name", "p", "--directory", str(plain), "--fetch", "--command", "sleep 60")
+    assert code == 8
+    assert_one_error_line(err)
+    assert "not a git repository" in err
+
+
+# --------------------------------------------------------------------------------------------
+# paths: logs, DB_NAME, --db
+
+
+def test_log_paths_default_and_overrides_remembered_across_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(capsys, "--name", "d", "--directory", str(tmp_path), "--command", "sleep 60")
+    data = one(capsys, "d")
+    assert data["stdout"] == str(bgr_home / "d-out.txt")
+    assert data["stderr"] == str(bgr_home / "d-err.txt")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.chdir(tmp_path)  # relative log paths are taken from the caller's directory
+    code, _, err = main(capsys, "--name", "o", "--command", "echo $BGR_NAME; echo e >&2; exec sleep 60",
+                        "--stdout", "logs/o.out", "--stderr", "logs/o.err")  # fmt: skip
+    assert code == 0, err
+    wait_for(lambda: read(logs / "o.err"), what="output")
+    assert read(logs / "o.out") == "o\n" and read(logs / "o.err") == "e\n"
+    assert main(capsys, "o", "--restart", "--grace", "0.5")[0] == 0
+    data = one(capsys, "o")
+    assert data["stdout"] == str(logs / "o.out") and data["stderr"] == str(logs / "o.err")
+    wait_for(lambda: read(logs / "o.err"), what="output after restart")
+    assert read(logs / "o.out") == "o\n"
+    assert not (bgr_home / "o-out.txt").exists()
+
+
+def test_db_name_and_db_select_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    monkeypatch.setenv("DB_NAME", "x")
+    assert main(capsys, "--name", "a", "--directory", str(tmp_path), "--command", "sleep 60")[0] == 0
+    assert (bgr_home / "x.sqlite").exists() and not (bgr_home / "bgr.sqlite").exists()
+    assert [d["name"] for d in listing(capsys)] == ["a"]
+    monkeypatch.delenv("DB_NAME")
+    assert listing(capsys) == []
+    db = str(tmp_path / "elsewhere.sqlite")
+    assert main(capsys, "--db", db, "--name", "b", "--command", "echo hi; exec sleep 60")[0] == 0
+    assert [d["name"] for d in listing(capsys, "--db", db)] == ["b"]
+    assert main(capsys, "b", "--db", db)[0] == 0
+    wait_for(lambda: read(bgr_home / "b-out.txt"), what="output")
+    assert "hi" in main(capsys, "b", "--logs", "--db", db)[1]
+    assert main(capsys, "b", "--restart", "--db", db, "--grace", "0.5")[0] == 0
+    assert main(capsys, "--stop", "b", "--db", db, "--grace", "0.5")[0] == 0
+    assert main(capsys, "--clean", "--db", db)[0] == 0
+    assert listing(capsys, "--db", db) == []
+    assert main(capsys, "b")[0] == 3  # never in the default registry
+    assert main(capsys, "--nuke", "--db", db)[0] == 0
+    monkeypatch.setenv("DB_NAME", "x")
+    assert main(capsys, "--delete", "a", "--grace", "0.5")[0] == 0
+    assert stat.S_IMODE(Path(db).stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------------------------
+# concurrency
+
+
+def _many(names: list[str], tmp_path: Path) -> list[tuple[int, str]]:
+    procs_ = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bgr", "--name", name, "--command", "sleep 60"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    results = []
+    for proc in procs_:
+        _, err = proc.communicate(timeout=60)
+        results.append((proc.returncode, err))
+    return results
+
+
+def test_thirty_concurrent_starts_of_one_name_give_one_process(tmp_path: Path, bgr_home: Path) -> None:
+    results = _many(["same"] * 30, tmp_path)
+    assert sorted(code for code, _ in results) == [0] + [4] * 29
+    for _, err in results:
+        assert "Traceback" not in err and "database is locked" not in err
+    listed = json.loads(run_bgr("--json").stdout)
+    assert [(d["name"], d["status"]) for d in listed] == [("same", "running")]
+    instances = {environ_of(p)["BGR_INSTANCE"] for p in managed("same")}
+    assert len(instances) == 1
+
+
+def test_thirty_concurrent_distinct_names_all_run(tmp_path: Path) -> None:
+    names = [f"p{i:02d}" for i in range(30)]
+    results = _many(names, tmp_path)
+    for code, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err and "locked" not in err
+    listed = json.loads(run_bgr("--json").stdout)
+    assert [d["name"] for d in listed] == names
+    assert all(d["status"] == "running" for d in listed)
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: one line, non-zero, registry unchanged
+
+
+@pytest.fixture
+def populated(bgr_home: Path, tmp_path: Path) -> Path:
+    """A registry with one (not running) definition; returns its path."""
+    with store.open_registry() as reg:
+        reg.put(
+            ProcessRecord(
+                name="known", directory=str(tmp_path), command="sleep 60",
+                stdout=str(bgr_home / "known-out.txt"), stderr=str(bgr_home / "known-err.txt"),
+            )
+        )  # fmt: skip
+    return bgr_home / "bgr.sqlite"
+
+
+BAD_INPUT = {
+    "unknown flag": ["--bogus"],
+    "unknown short flag": ["-x"],
+    "prefix of a destructive flag": ["--nu"],
+    "prefix of delete": ["--del", "known"],
+    "two actions": ["--stop", "--delete", "known"],
+    "two names": ["known", "--name", "other", "--command", "true"],
+    "unknown name": ["--stop", "nobody"],
+    "unknown name details": ["nobody"],
+    "unknown name logs": ["nobody", "--logs"],
+    "missing directory": ["--name", "n", "--directory", "/nonexistent/dir", "--command", "true"],
+    "empty command": ["--name", "n", "--command", ""],
+    "blank command": ["--name", "n", "--command", "  "],
+    "bad name": ["--name", "../x", "--command", "true"],
+    "empty name": ["--name", "", "--command", "true"],
+    "empty positional name": [""],
+    "missing explicit config": ["--name", "n", "--config", "/nonexistent.toml", "--command", "true"],
+    "bad env": ["--name", "n", "--env", "NOEQUALS", "--command", "true"],
+    "bad grace": ["--stop", "known", "--grace", "nan"],
+    "negative lines": ["known", "--logs", "--lines", "-1"],
+    "lines without logs": ["known", "--lines", "3"],
+    "nuke with a name": ["--nuke", "known"],
+    "stop without a name": ["--stop"],
+    "filter with a name": ["known", "--filter", "g"],
+    "bad group": ["--name", "n", "--group", "a/b", "--command", "true"],
+    "missing log directory": ["--name", "n", "--stdout", "/nonexistent/dir/n.log", "--command", "true"],
+    "restart with new values": ["known", "--restart", "--command", "sleep 1"],
+    "restart with a new env": ["--restart", "known", "--env", "A=1"],
+    "command not UTF-8": ["--name", "n", "--command", "echo \udcff"],
+    "log path not UTF-8": ["--name", "n", "--stdout", "/tmp/\udcff.log", "--command", "true"],
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_bad_input_is_one_line_and_changes_nothing(
+    argv: list[str], populated: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    before = registry_snapshot(populated)
+    files = _files(bgr_home.parent)
+    code, out, err = main(capsys, *argv)
+    assert code != 0
+    assert out == ""
+    assert_one_error_line(err)
+    assert registry_snapshot(populated) == before
+    assert _files(bgr_home.parent) == files
+
+
+def _files(root: Path) -> list[Path]:
+    """Every path under ``root`` except per-name lock files (kept forever by design)."""
+    return sorted(p.relative_to(root) for p in root.rglob("*") if "locks" not in p.parts)
+
+
+def test_prefix_of_nuke_does_not_nuke(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = main(capsys, "--nu")
+    assert code == 2 and "--nuke" in err and "in full" in err
+    assert [d["name"] for d in listing(capsys)] == ["known"]
+
+
+def test_corrupt_registry_is_one_line_through_the_real_cli(bgr_home: Path) -> None:
+    bgr_home.mkdir(mode=0o700)
+    db = bgr_home / "bgr.sqlite"
+    db.write_bytes(b"garbage " * 1000)
+    for argv in ([], ["--name", "n", "--command", "sleep 60"], ["--nuke"]):
+        done = run_bgr(*argv)
+        assert done.returncode == 7
+        assert_one_error_line(done.stderr)
+        assert "corrupt" in done.stderr
+    assert db.read_bytes() == b"garbage " * 1000
+    assert managed("n") == []
+
+
+def test_newer_registry_is_refused(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(populated)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = registry_snapshot(populated)
+    for argv in ([], ["--name", "n", "--command", "sleep 60"], ["--delete", "known"]):
+        code, out, err = main(capsys, *argv)
+        assert code == 7 and out == ""
+        assert_one_error_line(err)
+        assert "newer bgr" in err
+    assert registry_snapshot(populated) == before
+
+
+def test_locked_registry_is_one_line_and_starts_nothing(
+    populated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
+    before = registry_snapshot(populated)
+    holder = sqlite3.connect(populated, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for argv in (["--name", "n", "--command", "sleep 60"], ["known", "--restart"], ["--nuke"]):
+            code, out, err = main(capsys, *argv)
+            assert code == 7 and out == ""
+            assert_one_error_line(err)
+            assert "locked" in err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert registry_snapshot(populated) == before
+    assert managed("n") == []
+    assert managed("known") == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions: cannot make it read-only")
+def test_read_only_registry_is_one_line(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = registry_snapshot(populated)
+    populated.chmod(0o400)
+    populated.parent.chmod(0o500)
+    try:
+        code, _, err = main(capsys, "--name", "n", "--command", "sleep 60")
+    finally:
+        populated.parent.chmod(0o700)
+        populated.chmod(0o600)
+    assert code != 0
+    assert_one_error_line(err)
+    assert registry_snapshot(populated) == before
+
+
+def test_bad_input_through_the_real_cli_has_no_traceback(tmp_path: Path) -> None:
+    for argv in (
+        ["--bogus"],
+        ["--stop", "nobody"],
+        ["--name", "../x", "--command", "true"],
+        ["--name", "n", "--command", "echo \udcff"],  # the byte 0xff: not UTF-8
+    ):
+        done = run_bgr(*argv, cwd=tmp_path)
+        assert done.returncode != 0 and done.stdout == ""
+        assert_one_error_line(done.stderr)
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = main(capsys, "--help")
+    assert code == 0 and "Usage:" in out and "--nuke" in out
+    code, out, _ = main(capsys, "--version")
+    assert code == 0 and out.startswith("bgr ")
+
+
+# --------------------------------------------------------------------------------------------
+# output that cannot be written
+
+
+def test_a_reader_that_left_early_causes_no_traceback(populated: Path, bgr_home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # the normal case
+    for argv in (["--json"], [], ["known"]):
+        reader, writer = os.pipe()
+        os.close(reader)  # like `bgr --json | head -c 0`: gone before bgr writes
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "bgr", *argv], stdout=writer, stderr=subprocess.PIPE,
+                env=env, text=True, timeout=30, check=False,
+            )  # fmt: skip
+        finally:
+            os.close(writer)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+    # `bgr NAME --logs | head -c 10` with a log far larger than a pipe buffer
+    (bgr_home / "known-out.txt").write_text("x" * 200 + "\n" * 5000 + "y" * 500_000)
+    with process(
+        [sys.executable, "-m", "bgr", "known", "--logs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as big:
+        assert big.stdout is not None and big.stderr is not None
+        assert len(big.stdout.read(10)) == 10
+        big.stdout.close()
+        assert big.wait(timeout=30) == 0
+        assert "Traceback" not in big.stderr.read()
+
+
+def test_a_non_utf8_stdout_gets_escapes_not_a_traceback(tmp_path: Path) -> None:
+    done = run_bgr("--name", "u", "--command", "sleep 60 # é ↺ 😀", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    table = run_bgr(env=env)
+    assert table.returncode == 0 and "Traceback" not in table.stderr
+    assert "sleep 60 #" in table.stdout
+    as_json = run_bgr("--json", env=env)
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)[0]["command"] == "sleep 60 # é ↺ 😀"

@@ -1,0 +1,169 @@
+"""bgr.procs against real processes: identity, zombies, markers, stopping, ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from bgr import procs
+from tests.core_support import CLIENT, LISTENER, alive, free_port, proc_state, process, readline, wait_for
+
+SLEEP = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(120)"]
+IGNORE_TERM = [
+    sys.executable,
+    "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+    "time.sleep(120)",
+]
+
+
+def test_start_token_pins_one_process() -> None:
+    me = procs.start_token(os.getpid())
+    assert me is not None and me == procs.start_token(os.getpid())
+    with process(SLEEP, stdout=subprocess.PIPE) as child:
+        token = procs.start_token(child.pid)
+        assert token is not None and token != me
+        assert procs.is_alive(child.pid, token)
+        assert not procs.is_alive(child.pid, "bogus:1")
+        assert not procs.is_alive(child.pid, None)
+        assert not procs.is_alive(None, token)
+        child.kill()
+        child.wait()
+        assert not procs.is_alive(child.pid, token)
+        assert procs.start_token(child.pid) is None
+
+
+def test_read_stat_copes_with_spaces_and_parentheses_in_the_command_name(tmp_path: Path) -> None:
+    odd = tmp_path / "x) y (z"
+    odd.symlink_to("/bin/sleep")
+    with process([str(odd), "60"]) as child:
+        stat = wait_for(lambda: procs.read_stat(child.pid), what="stat")
+        assert stat.ppid == os.getpid()
+        assert stat.pgid == os.getpgid(child.pid)
+        assert not stat.dead
+
+
+def test_a_zombie_counts_as_dead() -> None:
+    with process(SLEEP, stdout=subprocess.PIPE, start_new_session=True) as child:
+        token = procs.start_token(child.pid)
+        readline(child)
+        os.kill(child.pid, signal.SIGKILL)
+        # Not reaped: the process table entry stays, as a zombie.
+        wait_for(lambda: proc_state(child.pid) == "Z", what="zombie")
+        assert not procs.is_alive(child.pid, token)
+        assert not procs.instance_alive(child.pid, child.pid, token, "whatever")
+
+
+def test_marked_pids_finds_exactly_the_processes_carrying_the_marker() -> None:
+    ours, theirs = uuid.uuid4().hex, uuid.uuid4().hex
+    env = dict(os.environ)
+    with (
+        process(SLEEP, env={**env, "BGR_INSTANCE": ours}, stdout=subprocess.PIPE) as a,
+        process(SLEEP, env={**env, "BGR_INSTANCE": theirs}, stdout=subprocess.PIPE) as b,
+        process(SLEEP, env=env, stdout=subprocess.PIPE) as c,
+    ):
+        for p in (a, b, c):
+            readline(p)
+        found = procs.marked_pids([ours])
+        assert found == {ours: [a.pid]}
+        assert procs.marked_pids([]) == {}
+
+
+def test_instance_alive_follows_the_group_after_the_leader_died() -> None:
+    """dash forks the command: the recorded pid may die while the real program runs on."""
+    instance = uuid.uuid4().hex
+    env = {**os.environ, "BGR_INSTANCE": instance}
+    with process(
+        ["/bin/sh", "-c", "sleep 60 & echo $!"], env=env, stdout=subprocess.PIPE, start_new_session=True
+    ) as leader:
+        token = procs.start_token(leader.pid)
+        orphan = int(readline(leader))
+        leader.wait()
+        try:
+            assert not procs.is_alive(leader.pid, token)
+            assert procs.instance_alive(leader.pid, leader.pid, token, instance)
+            # The same group seen through another instance's row: a stranger, not ours.
+            assert not procs.instance_alive(leader.pid, leader.pid, token, uuid.uuid4().hex)
+        finally:
+            os.kill(orphan, signal.SIGKILL)
+        wait_for(lambda: not alive(orphan), what="orphan gone")
+        assert not procs.instance_alive(leader.pid, leader.pid, token, instance)
+
+
+def test_collect_targets_never_includes_a_stranger_but_finds_marked_escapees() -> None:
+    instance = uuid.uuid4().hex
+    env = dict(os.environ)
+    with (
+        process(SLEEP, env=env, stdout=subprocess.PIPE, start_new_session=True) as stranger,
+        process(
+            SLEEP, env={**env, "BGR_INSTANCE": instance}, stdout=subprocess.PIPE, start_new_session=True
+        ) as escapee,
+    ):
+        readline(stranger)
+        readline(escapee)
+        # A stale row: the stranger's pid and group, a start token that is not the stranger's.
+        target = procs.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, {})
+        assert target.members == ()
+        assert target.pgid is None
+        marked = procs.marked_pids([instance])
+        target = procs.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, marked)
+        assert [m.pid for m in target.members] == [escapee.pid]
+        procs.stop_targets([target], grace=2)
+        assert escapee.wait(timeout=5) == -signal.SIGTERM
+        assert stranger.poll() is None
+
+
+def test_stop_targets_kills_what_ignores_sigterm_after_the_grace_period() -> None:
+    with (
+        process(IGNORE_TERM, stdout=subprocess.PIPE, start_new_session=True) as stubborn,
+        process(SLEEP, stdout=subprocess.PIPE, start_new_session=True) as polite,
+    ):
+        readline(stubborn)
+        readline(polite)
+        targets = [
+            procs.StopTarget(p.pid, (procs.Target(p.pid, procs.start_token(p.pid) or ""),))
+            for p in (stubborn, polite)
+        ]
+        killed, leftover = procs.stop_targets(targets, grace=0.3)
+        assert killed == {0}
+        assert leftover == {}
+        assert stubborn.wait(timeout=5) == -signal.SIGKILL
+        assert polite.wait(timeout=5) == -signal.SIGTERM
+
+
+def test_listeners_on_returns_the_listener_and_never_a_connected_client() -> None:
+    port = free_port()
+    with process([sys.executable, "-c", LISTENER, str(port)], stdout=subprocess.PIPE) as server:
+        assert readline(server).strip() == "listening"
+        with process([sys.executable, "-c", CLIENT, str(port)], stdout=subprocess.PIPE) as client:
+            assert readline(client).strip() == "connected"
+            assert procs.listening_ports([server.pid]) == [port]
+            assert procs.listening_ports([client.pid]) == []
+            found = procs.listeners_on([port])
+            assert [(li.port, li.pid) for li in found] == [(port, server.pid)]
+            assert "-c" in found[0].command
+            gone = procs.kill_listeners(found, grace=2)
+            assert [li.pid for li in gone] == [server.pid]
+            assert server.wait(timeout=5) == -signal.SIGTERM
+            assert client.poll() is None
+
+
+def test_tree_rss_by_group_sums_the_whole_group() -> None:
+    with process(
+        ["/bin/sh", "-c", "sleep 60 & sleep 60 & echo ready; wait"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    ) as group:
+        readline(group)
+        single = procs.read_stat(group.pid)
+        assert single is not None
+        alone = single.rss_pages * os.sysconf("SC_PAGE_SIZE")
+        # The two sleeps may still be between fork and exec: wait until they count too.
+        wait_for(lambda: procs.tree_rss_by_group([group.pid])[group.pid][0] > alone > 0, what="sum")
+        assert procs.tree_rss_by_group([group.pid])[group.pid][1] >= 0
+        assert procs.tree_rss_by_group([]) == {}
+        os.killpg(group.pid, signal.SIGKILL)

@@ -1,0 +1,214 @@
+"""bgr.store: the SQLite registry on its own (no processes)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bgr import home, store
+from bgr.errors import InvalidName, NotFound, RegistryError
+from bgr.models import Desired, ProcessRecord
+from tests.core_support import registry_snapshot
+
+
+def record(name: str = "web", **changes: object) -> ProcessRecord:
+    base = ProcessRecord(
+        name=name,
+        directory="/srv/web",
+        command="python3 -m http.server 8000",
+        stdout=f"/tmp/{name}-out.txt",
+        stderr=f"/tmp/{name}-err.txt",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field_and_env_values_losslessly() -> None:
+    tricky = {"A": "x,y=z \"double\" 'single' \\ back", "B": "line1\nline2", "C": "ünï €", "D": ""}
+    original = record(
+        group="api",
+        env=tricky,
+        config_env={"SERVER_PORT": "3000"},
+        fetch=True,
+        desired=Desired.STOPPED,
+        pid=123,
+        pgid=123,
+        start_token="boot:42",
+        instance="abc",
+        started_at=1.5,
+        exit_code=137,
+        restarts=4,
+        guard={"phase": "backoff", "failures": [1, 2]},
+        events=[{"at": 1.0, "event": "started", "detail": "pid 123"}],
+    )
+    with store.open_registry() as reg:
+        stored = reg.put(original)
+        loaded = reg.get("web")
+    assert loaded == stored
+    assert loaded is not None
+    assert loaded.env == tricky
+    assert loaded.guard == {"phase": "backoff", "failures": [1, 2]}
+    assert loaded.fetch is True
+    assert loaded.desired is Desired.STOPPED
+    assert loaded.created_at is not None and loaded.updated_at is not None
+
+
+def test_update_with_instance_applies_only_while_the_row_describes_it() -> None:
+    with store.open_registry() as reg:
+        reg.put(record(instance="first", exit_code=None))
+        assert reg.update("web", instance="other", exit_code=1) is None
+        got = reg.get("web")
+        assert got is not None and got.exit_code is None
+        updated = reg.update("web", instance="first", exit_code=2)
+        assert updated is not None and updated.exit_code == 2
+        got = reg.get("web")
+        assert got is not None and got.exit_code == 2
+        assert reg.update("missing", exit_code=1) is None
+
+
+def test_events_are_capped_newest_last() -> None:
+    with store.open_registry() as reg:
+        reg.put(record())
+        for i in range(store.EVENTS_KEPT + 5):
+            reg.add_event("web", "tick", str(i))
+        reg.add_event("missing", "tick")  # no row: silently nothing
+        got = reg.get("web")
+    assert got is not None
+    assert len(got.events) == store.EVENTS_KEPT
+    assert got.events[-1]["detail"] == str(store.EVENTS_KEPT + 4)
+    assert got.events[0]["detail"] == "5"
+
+
+def test_all_filters_by_group_and_sorts_by_name_require_and_delete() -> None:
+    with store.open_registry() as reg:
+        for name, group in (("c", "api"), ("a", None), ("b", "api")):
+            reg.put(record(name, group=group))
+        assert [r.name for r in reg.all()] == ["a", "b", "c"]
+        assert [r.name for r in reg.all("api")] == ["b", "c"]
+        assert reg.all("nope") == []
+        with pytest.raises(NotFound, match="no process named 'zz'"):
+            reg.require("zz")
+        assert reg.delete("b") is True
+        assert reg.delete("b") is False
+        assert [r.name for r in reg.all()] == ["a", "c"]
+
+
+def test_transaction_rolls_back_when_the_block_fails() -> None:
+    with store.open_registry() as reg:
+        reg.put(record())
+        with pytest.raises(RuntimeError), reg.transaction() as conn:
+            conn.execute("DELETE FROM processes")
+            raise RuntimeError("boom")
+        assert reg.get("web") is not None
+
+
+def test_json_columns_are_checked_by_the_database() -> None:
+    with store.open_registry() as reg:
+        reg.put(record())
+        with pytest.raises(sqlite3.IntegrityError), reg.transaction() as conn:
+            conn.execute("UPDATE processes SET env = 'not json' WHERE name = 'web'")
+
+
+def test_new_registry_is_private_wal_and_versioned_even_with_umask_000(bgr_home: Path) -> None:
+    old = os.umask(0)
+    try:
+        with store.open_registry() as reg:
+            reg.put(record())
+            db = reg.path
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in bgr_home.iterdir() if p.is_file()}
+            mode = reg._conn.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        os.umask(old)
+    assert db == bgr_home / "bgr.sqlite"
+    assert stat.S_IMODE(bgr_home.stat().st_mode) == 0o700
+    # The WAL and shared-memory files exist while the connection is open; all are private.
+    assert modes and all(m == 0o600 for m in modes.values()), modes
+    assert mode == "wal"
+    assert registry_snapshot(db)[0] == store.SCHEMA_VERSION
+
+
+def test_registry_from_a_newer_bgr_is_refused_and_left_alone(bgr_home: Path) -> None:
+    with store.open_registry() as reg:
+        reg.put(record())
+        db = reg.path
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = registry_snapshot(db)
+    with pytest.raises(RegistryError, match="newer bgr"):
+        store.open_registry()
+    assert registry_snapshot(db) == before
+
+
+def test_corrupt_registry_is_refused_and_left_alone(bgr_home: Path) -> None:
+    home.ensure_state_dir()
+    db = bgr_home / "bgr.sqlite"
+    garbage = b"this is not a database\0" * 400
+    db.write_bytes(garbage)
+    with pytest.raises(RegistryError, match="corrupt"):
+        store.open_registry()
+    assert db.read_bytes() == garbage
+
+
+def test_someone_elses_sqlite_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RegistryError, match="did not create"):
+        store.open_registry(str(db))
+    conn = sqlite3.connect(db)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    conn.close()
+    assert tables == ["accounts"]
+
+
+def test_locked_registry_gives_a_clear_error_and_reads_still_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
+    with store.open_registry() as reg:
+        reg.put(record())
+        db = reg.path
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with store.open_registry() as reg:
+            # WAL: a listing keeps working while a writer holds the lock.
+            assert reg.get("web") is not None
+            with pytest.raises(RegistryError, match="locked"):
+                reg.put(record("other"))
+            with pytest.raises(RegistryError, match="locked"):
+                reg.update("web", exit_code=1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with store.open_registry() as reg:
+        assert [r.name for r in reg.all()] == ["web"]
+
+
+def test_missing_registry_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="is missing"):
+        store.open_registry(str(tmp_path / "nope" / "x.sqlite"))
+    assert not (tmp_path / "nope").exists()
+
+
+def test_db_path_default_db_name_and_explicit(
+    bgr_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert home.db_path() == bgr_home / "bgr.sqlite"
+    monkeypatch.setenv("DB_NAME", "x")
+    assert home.db_path() == bgr_home / "x.sqlite"
+    monkeypatch.setenv("DB_NAME", "x.sqlite")
+    assert home.db_path() == bgr_home / "x.sqlite"
+    monkeypatch.chdir(tmp_path)
+    assert home.db_path("rel.sqlite") == tmp_path / "rel.sqlite"
+    for bad in ("../x", "a/b", ".x"):
+        monkeypatch.setenv("DB_NAME", bad)
+        with pytest.raises(InvalidName):
+            home.db_path()
