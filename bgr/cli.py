@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
+import io
+import json
+import math
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bgr import __version__, actions, render
+from bgr import __version__, actions, home, render
 from bgr.errors import BgrError, UsageError
 from bgr.models import StartRequest
 
@@ -32,7 +37,7 @@ Start:
   --force               Restart NAME if it runs, and stop your listeners on its ports.
   --fetch               git pull --ff-only in DIR before every start (remembered).
   --watch               Stay in the foreground and restart NAME when files change.
-  --debounce=MS         --watch: wait for MS quiet milliseconds before restarting.
+  --debounce=MS         --watch: restart after MS quiet milliseconds (default: 300).
   --ignore=PATTERN      --watch: also ignore paths matching PATTERN; repeat for more.
 
 Look:
@@ -74,6 +79,9 @@ _LONG_OPTIONS = frozenset(
     }
 )  # fmt: skip
 _CONTROL = ("--restart", "--stop", "--delete", "--clean", "--nuke")
+_DEFINITION = (
+    "--command", "--directory", "--config", "--env", "--group", "--stdout", "--stderr", "--fetch",
+)  # fmt: skip
 
 
 def _check_spelling(argv: Sequence[str]) -> None:
@@ -99,6 +107,10 @@ def parse(argv: Sequence[str]) -> dict[str, Any]:
     except DocoptExit as exc:
         text = str(exc).strip().splitlines()
         reason = text[0] if text and not text[0].startswith("Usage") else "invalid arguments"
+        if reason.startswith("Warning: found unmatched"):
+            # docopt says "found unmatched (duplicate?) arguments [Option('-x', None, 0, True)]".
+            extra = re.findall(r"(?:Option|Argument)\((?:None, )?'([^']*)'", reason)
+            reason = f"unknown, extra or repeated argument {' '.join(extra) or '(see usage)'}"
         raise UsageError(f"{reason}; see bgr --help") from None
     return parsed
 
@@ -110,6 +122,9 @@ def _number(value: str | None, option: str, *, integer: bool = False) -> float |
         number = int(value) if integer else float(value)
     except ValueError:
         raise UsageError(f"{option} takes a number, not {value!r}") from None
+    # nan would make every deadline comparison false: a stop would wait forever.
+    if not math.isfinite(number):
+        raise UsageError(f"{option} takes a finite number, not {value!r}")
     if number < 0:
         raise UsageError(f"{option} must not be negative")
     return number
@@ -147,25 +162,37 @@ def run(argv: Sequence[str]) -> int:
     grace = actions.DEFAULT_GRACE if grace is None else grace
     lines = _number(args["--lines"], "--lines", integer=True)
     positional, named = args["NAME"], args["--name"]
-    if positional and named and positional != named:
+    if positional is not None and named is not None and positional != named:
         raise UsageError(f"two names given ({positional!r} and {named!r}); give one")
-    target: str | None = positional or named
+    # `is not None`, not truthiness: an empty NAME must be refused, not mistaken for "list".
+    target: str | None = positional if positional is not None else named
+    if target is not None:
+        home.validate_name(target)
     controls = [c for c in _CONTROL if args[c]]
-    starting = bool(named or args["--command"])
+    starting = named is not None or args["--command"] is not None
     if len(controls) > 1:
         raise UsageError(f"{' and '.join(controls)} are two actions; give one at a time")
     if controls and ((starting and controls[0] != "--restart") or args["--watch"]):
         raise UsageError(f"{controls[0]} cannot be combined with starting a process")
+    changes = [o for o in _DEFINITION if args[o] not in (None, False, [])]
+    if controls == ["--restart"] and changes:
+        # A restart re-uses the stored definition; silently dropping new values would surprise.
+        raise UsageError(
+            f"--restart keeps the stored definition and ignores {', '.join(changes)}; to change it, "
+            "start again with --force: bgr --name NAME ... --force"
+        )
     if controls and controls[0] in ("--clean", "--nuke"):
-        if target:
+        if target is not None:
             raise UsageError(f"{controls[0]} acts on every process and takes no NAME")
-    elif (controls or args["--logs"] or args["--watch"] or starting) and not target:
+    elif (controls or args["--logs"] or args["--watch"] or starting) and target is None:
         raise UsageError("which process? give NAME (or --name NAME)")
     if (args["--log-stdout"] or args["--log-stderr"] or lines is not None or args["--follow"]) and not args[
         "--logs"
     ]:
         raise UsageError("--log-stdout, --log-stderr, --lines and --follow go with --logs")
-    if args["--filter"] and (target or controls):
+    if (args["--debounce"] is not None or args["--ignore"]) and not args["--watch"]:
+        raise UsageError("--debounce and --ignore go with --watch")
+    if args["--filter"] and (target is not None or controls):
         raise UsageError("--filter only applies to the list (bgr --filter GROUP)")
     as_json: bool = args["--json"]
 
@@ -191,7 +218,7 @@ def run(argv: Sequence[str]) -> int:
     if args["--logs"]:
         assert target is not None
         return _logs(args, target, db=db, lines=lines)
-    if target:
+    if target is not None:
         info = actions.get(target, db=db)
         if as_json:
             _out(render.to_json(render.as_dict(info, show_env=args["--show-env"], details=True)))
@@ -305,14 +332,148 @@ def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | Non
 
 
 def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: float) -> int:
-    raise UsageError("--watch is not available in this build yet")
+    import contextlib
+    import signal
+    import threading
+
+    from bgr import watch
+
+    assert target is not None
+    if args["--json"]:
+        raise UsageError("--json does not go with --watch")
+    debounce = _number(args["--debounce"], "--debounce", integer=True)
+    lines = _number(args["--lines"], "--lines", integer=True)
+    stream = _stream_choice(args) if args["--logs"] else None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Only note it: the loop ends between two steps, never half-way through a restart.
+        # A second Ctrl-C interrupts at once.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = False
+    try:
+        events = watch.run(
+            _start_request(args, target),
+            stop=stop,
+            debounce=watch.DEFAULT_DEBOUNCE if debounce is None else debounce / 1000,
+            ignore=tuple(args["--ignore"]),
+            logs=stream,
+            lines=int(lines or 0),
+            db=db,
+            grace=grace,
+        )
+        with contextlib.closing(events):
+            for event in events:
+                started = started or isinstance(event, (watch.Started, watch.StartFailed))
+                _watch_event(event, target, stream)
+                if isinstance(event, watch.Gone):
+                    return 0
+    except BgrError as exc:
+        if started:  # the process outlives the watcher: say so under the error
+            exc.details = "\n".join(filter(None, (exc.details.rstrip("\n"), _watch_summary(target, db))))
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _out(_watch_summary(target, db))
+    return 0
+
+
+def _watch_event(event: object, name: str, stream: str | None) -> None:
+    from bgr import watch
+
+    if isinstance(event, watch.Output):
+        text = event.text
+        if stream == "both":
+            text = "".join(f"[{event.label}] {line}" for line in text.splitlines(keepends=True))
+        sys.stdout.write(text)
+    elif isinstance(event, watch.Watching):
+        plural = "directory" if event.directories == 1 else "directories"
+        _out(f"watching {event.directory} ({event.directories} {plural}); Ctrl-C stops watching")
+    elif isinstance(event, watch.Started):
+        result = event.result
+        if event.changes:
+            if result.pulled:
+                _out(f"git: {result.pulled}")
+            changed = watch.describe_changes(event.changes)
+            _out(f"restarted {name} (pid {result.info.record.pid}): {changed} changed")
+        else:
+            _out(
+                render.started_line(
+                    result.info, replaced=result.replaced, pulled=result.pulled, freed=result.freed
+                )
+            )
+    elif isinstance(event, watch.StartFailed):
+        sys.stdout.flush()
+        details = f"\n{event.error.details.rstrip()}" if event.error.details else ""
+        sys.stderr.write(f"bgr: {event.error}{details}\n")
+        sys.stderr.flush()
+        _out(f"waiting for a change to start {name} again")
+    elif isinstance(event, watch.Exited):
+        _out(_exit_line(event))
+        if event.stderr_tail.strip() and stream not in ("both", "stderr"):
+            _out("".join(f"  {line}" for line in event.stderr_tail.splitlines(keepends=True)))
+    elif isinstance(event, watch.Gone):
+        _out(f"{name} was deleted; stopped watching")
+    sys.stdout.flush()
+
+
+def _exit_line(event: Any) -> str:
+    code = event.exit_code
+    if event.stopped:
+        return f"{event.name} was stopped (bgr --stop); the next change starts it again"
+    if code is None:
+        what = "stopped running (exit code unknown)"
+    elif code > 128:
+        what = f"was killed by signal {code - 128}"
+    else:
+        what = f"exited with code {code}" if code == 0 else f"crashed with exit code {code}"
+    return f"{event.name} {what}; waiting for a change to restart it"
+
+
+def _watch_summary(name: str, db: str | None) -> str:
+    from bgr.models import Status
+
+    try:
+        info = actions.get(name, db=db, details=False)
+    except BgrError:
+        return "stopped watching"
+    if info.status is Status.RUNNING:
+        hint = f"stop it with `bgr --stop {name}`"
+        return f"stopped watching; {name} keeps running (pid {info.pid}): {hint}"
+    return f"stopped watching; {name} is not running ({info.status})"
+
+
+def _json_escape(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    # JSON's own \uXXXX escapes (surrogate pairs beyond the BMP): the JSON output stays valid and
+    # lossless, and the table stays readable. Non-ASCII text only ever occurs inside JSON strings.
+    text = error.object[error.start : error.end]
+    return "".join(json.dumps(char)[1:-1] for char in text), error.end
+
+
+def _tolerant_stdout() -> None:
+    """On a non-UTF-8 stdout (PYTHONIOENCODING=ascii, a latin-1 locale) print escapes, not a traceback."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding != "utf8" and isinstance(sys.stdout, io.TextIOWrapper):
+        codecs.register_error("bgr-json-escape", _json_escape)
+        sys.stdout.reconfigure(errors="bgr-json-escape")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run, map BgrError to one stderr line and its exit code."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    _tolerant_stdout()
     try:
-        return run(arguments)
+        code = run(arguments)
+        # Flush now, not at interpreter exit, so a reader that left (`bgr --json | head -c 10`)
+        # is handled below instead of "Exception ignored ... BrokenPipeError" and exit 120.
+        sys.stdout.flush()
+        return code
     except BgrError as exc:
         sys.stderr.write(f"bgr: {exc}\n")
         if exc.details:

@@ -1,0 +1,439 @@
+"""bgr --watch: the loop in process, and the CLI with real processes and real inotify."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bgr import spawn, watch
+from bgr.errors import WatchError
+from bgr.models import StartRequest
+from tests.test_fswatch import inotify_watches
+
+LINUX = sys.platform.startswith("linux")
+needs_inotify = pytest.mark.skipif(not LINUX, reason="inotify watch placement is Linux-only")
+
+
+def has_inotify_fd(pid: int) -> bool:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# wording
+
+
+@pytest.mark.parametrize(
+    ("paths", "text"),
+    [
+        ([], "nothing"),
+        (["a.py"], "a.py"),
+        (["a.py", "b.py"], "a.py and b.py"),
+        (["a.py", "b.py", "c.py"], "a.py, b.py and c.py"),
+        (["a.py", "b.py", "c", "d", "e"], "a.py, b.py and 3 more"),
+    ],
+)
+def test_describe_changes(paths: list[str], text: str) -> None:
+    assert watch.describe_changes(paths) == text
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop, in process
+
+
+CHILD = textwrap.dedent(
+    """\
+    import os, sys, time
+    starts = sys.argv[1]
+    mode = sys.argv[2]
+    with open(starts, "a") as fh:
+        fh.write(f"{time.time()}\\n")
+    count = len(open(starts).read().splitlines())
+    print(f"hello {count}", flush=True)
+    if mode == "crash":
+        time.sleep(0.3)
+        print(f"boom {count}", file=sys.stderr, flush=True)
+        sys.exit(3)
+    if mode == "chatty":
+        while True:
+            print("chatter", flush=True)
+            print("noise", file=sys.stderr, flush=True)
+            time.sleep(0.02)
+    time.sleep(120)
+    """
+)
+
+
+def child_command(tmp_path: Path, mode: str = "run") -> str:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    starts = tmp_path / "starts.txt"
+    return shlex.join([sys.executable, str(script), str(starts), mode])
+
+
+def starts(tmp_path: Path, at_least: int = 0, timeout: float = 20) -> int:
+    """How many times the child started (after waiting for ``at_least`` starts, bounded)."""
+    path = tmp_path / "starts.txt"
+    deadline = time.monotonic() + timeout
+    while True:
+        count = len(path.read_text().splitlines()) if path.exists() else 0
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.02)
+
+
+@needs_inotify
+def test_run_yields_start_restart_crash_and_reaps(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    stop = threading.Event()
+    request = StartRequest(name="inproc", command=child_command(tmp_path, "crash"), directory=str(app))
+    events = watch.run(request, stop=stop, debounce=0.05, db=None, grace=1)
+    seen: list[watch.WatchEvent] = []
+    try:
+        for event in events:
+            seen.append(event)
+            if isinstance(event, watch.Exited) and len(seen) < 4:
+                (app / "trigger.py").write_text("1")
+            elif isinstance(event, watch.Exited):
+                break
+    finally:
+        events.close()
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds == ["Watching", "Started", "Exited", "Started", "Exited"]
+    first, second = seen[2], seen[4]
+    assert isinstance(first, watch.Exited) and first.exit_code == 3
+    assert "boom 1" in first.stderr_tail
+    restart = seen[3]
+    assert isinstance(restart, watch.Started) and restart.changes == ("trigger.py",)
+    assert isinstance(second, watch.Exited) and second.exit_code == 3
+    assert spawn.reap_spawned() == {}  # nothing left unreaped
+    assert starts(tmp_path) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the real CLI in a subprocess
+
+
+class Watch:
+    """``python -m bgr ... --watch`` in its own session; its output collected line by line."""
+
+    def __init__(self, args: list[str], cwd: Path, prefix: tuple[str, ...] = ()) -> None:
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "bgr", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = 20) -> list[str]:
+        """Wait until ``count`` lines match ``pattern``; return the matching lines."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [line for line in self.lines if regex.search(line)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no {count}x {pattern!r} in output:\n" + self.text())
+                self._cond.wait(min(left, 0.2))
+
+    def matching(self, pattern: str) -> list[str]:
+        with self._cond:
+            return [line for line in self.lines if re.search(pattern, line)]
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def interrupt(self, timeout: float = 20) -> int:
+        """Ctrl-C: SIGINT to the watcher's whole process group, as a terminal does."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def watching() -> Iterator[Callable[..., Watch]]:
+    started: list[Watch] = []
+
+    def start(*args: str, cwd: Path, prefix: tuple[str, ...] = ()) -> Watch:
+        w = Watch(list(args), cwd, prefix)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.kill()
+
+
+def bgr(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bgr", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def listed(name: str) -> dict[str, object]:
+    rows = json.loads(bgr("--json").stdout)
+    return next(row for row in rows if row["name"] == name)
+
+
+@needs_inotify
+def test_a_burst_of_changes_restarts_once_and_names_the_files(
+    tmp_path: Path, watching: Callable[..., Watch]
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    w = watching("--name", "burst", "-d", str(app), "-c", child_command(tmp_path), "--watch", cwd=app)
+    w.wait_for(r"^started burst \(pid \d+\)")
+    for i in range(10):
+        (app / f"f{i}.py").write_text(str(i))
+    (first,) = w.wait_for(r"^restarted burst")
+    assert re.search(r"\(pid \d+\): f0\.py, f1\.py and 8 more changed$", first), first
+    # A later change is a second burst; nothing happened in between.
+    (app / "later.py").write_text("1")
+    lines = w.wait_for(r"^restarted burst", count=2)
+    assert lines[1].endswith(": later.py changed")
+    assert starts(tmp_path, at_least=3) == 3
+    assert w.interrupt() == 0
+
+
+@needs_inotify
+def test_ignored_paths_never_restart(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    # The watched directory holds the state directory (BGR_HOME) and the process's own log files,
+    # which the child writes to all the time.
+    app = tmp_path
+    harness = tmp_path / "harness"  # the child's script and start stamps, .gitignore'd
+    harness.mkdir()
+    (app / ".git" / "refs").mkdir(parents=True)
+    (app / "node_modules" / "pkg").mkdir(parents=True)
+    (app / "src").mkdir()
+    (app / ".gitignore").write_text("*.secret\nharness/\n")
+    w = watching(
+        "--name", "quiet", "-d", str(app), "-c", child_command(harness, "chatty"),
+        "--stdout", str(app / "out.log"), "--stderr", str(app / "err.log"),
+        "--watch", "--debounce", "100", "--ignore", "scratch/", cwd=app,
+    )  # fmt: skip
+    w.wait_for(r"^started quiet")
+    # Only the root and src/ are watched: the state dir, .git and node_modules cost nothing.
+    watched_dirs = {".", "src", "user-home"}
+    assert inotify_watches(w.proc.pid) == len(watched_dirs)
+    (app / ".git" / "refs" / "main").write_text("abc")
+    (app / "node_modules" / "pkg" / "index.js").write_text("1")
+    (app / "token.secret").write_text("1")
+    (app / "scratch").mkdir()
+    (app / "scratch" / "notes.txt").write_text("1")
+    (app / ".main.py.swp").write_text("1")
+    (app / "src" / "main.py").write_text("1")
+    (first,) = w.wait_for(r"^restarted quiet")
+    assert first.endswith(": src/main.py changed"), w.text()
+    # The restart moved the log files to the backup directory (inside the watched tree) and the
+    # new instance recreated them: still no restart of its own.
+    (app / "src" / "main.py").write_text("2")
+    lines = w.wait_for(r"^restarted quiet", count=2)
+    assert lines[1].endswith(": src/main.py changed"), w.text()
+    assert len(w.matching("^restarted")) == 2
+    assert starts(harness, at_least=3) == 3
+    assert w.interrupt() == 0
+
+
+@needs_inotify
+def test_a_crash_waits_for_a_change(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    w = watching(
+        "--name", "crashy", "-d", str(app), "-c", child_command(tmp_path, "crash"),
+        "--watch", "--debounce", "100", cwd=app,
+    )  # fmt: skip
+    w.wait_for(r"^crashy crashed with exit code 3; waiting for a change")
+    w.wait_for(r"^  boom 1$")  # the stderr tail
+    assert starts(tmp_path) == 1
+    assert listed("crashy")["status"] == "crashed"
+    assert listed("crashy")["exit_code"] == 3
+    time.sleep(0.5)  # room for a restart loop to show itself
+    assert starts(tmp_path) == 1
+    (app / "fix.py").write_text("1")
+    w.wait_for(r"^restarted crashy \(pid \d+\): fix\.py changed")
+    w.wait_for(r"^crashy crashed with exit code 3", count=2)
+    assert starts(tmp_path) == 2
+    assert w.interrupt() == 0
+    assert w.matching(r"^stopped watching; crashy is not running \(crashed\)")
+
+
+@needs_inotify
+def test_a_failed_start_keeps_watching(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    command = f"test -f ready || exit 4; exec {child_command(tmp_path)}"
+    w = watching("--name", "late", "-d", str(app), "-c", command, "--watch", "--debounce", "50", cwd=app)
+    w.wait_for(r"^bgr: late exited right after starting: exit code 4")
+    w.wait_for(r"^waiting for a change to start late again")
+    (app / "ready").write_text("")
+    w.wait_for(r"^restarted late \(pid \d+\): ready changed")
+    assert listed("late")["status"] == "running"
+    assert w.interrupt() == 0
+
+
+@needs_inotify
+def test_ctrl_c_leaves_the_process_running(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    # An existing process: `bgr NAME --watch` takes it over (restarts it, as its parent).
+    assert bgr("--name", "keep", "-d", str(app), "-c", child_command(tmp_path)).returncode == 0
+    old_pid = listed("keep")["pid"]
+    w = watching("keep", "--watch", "--debounce", "50", cwd=tmp_path)
+    (line,) = w.wait_for(r"^restarted keep \(pid \d+\); logs")
+    pid = int(re.findall(r"pid (\d+)", line)[0])
+    assert pid != old_pid
+    assert not has_inotify_fd(pid)  # the watcher's inotify fd did not leak into the child
+    assert w.interrupt() == 0
+    assert w.matching(rf"^stopped watching; keep keeps running \(pid {pid}\): stop it with `bgr --stop keep`")
+    row = listed("keep")
+    assert row["status"] == "running"
+    assert row["pid"] == pid
+    os.kill(pid, 0)
+    assert bgr("--stop", "keep").returncode == 0
+
+
+@needs_inotify
+def test_stop_and_delete_from_another_terminal(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    w = watching("--name", "other", "-d", str(app), "-c", child_command(tmp_path), "--watch", cwd=app)
+    w.wait_for(r"^started other")
+    assert bgr("--stop", "other").returncode == 0
+    w.wait_for(r"^other was stopped \(bgr --stop\); the next change starts it again")
+    (app / "go.py").write_text("1")
+    w.wait_for(r"^restarted other \(pid \d+\): go\.py changed")
+    assert listed("other")["status"] == "running"
+    assert bgr("--delete", "other").returncode == 0
+    w.wait_for(r"^other was deleted; stopped watching")
+    assert w.proc.wait(20) == 0
+
+
+@needs_inotify
+def test_logs_stream_across_restarts(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    w = watching(
+        "--name", "talky", "-d", str(app), "-c", child_command(tmp_path),
+        "--watch", "--debounce", "50", "--logs", "--log-stdout", cwd=app,
+    )  # fmt: skip
+    w.wait_for(r"^hello 1$")
+    (app / "edit.py").write_text("1")
+    w.wait_for(r"^restarted talky")
+    w.wait_for(r"^hello 2$")
+    assert w.interrupt() == 0
+    # A second watch shows the tail of the current log first (--lines), then streams.
+    w2 = watching("talky", "--watch", "--logs", "--lines", "1", cwd=app)
+    w2.wait_for(r"^\[stdout\] hello 3$")
+    before_start = w2.lines.index(w2.matching(r"^restarted talky")[0])
+    assert "[stdout] hello 2" in w2.lines[:before_start]
+    assert w2.interrupt() == 0
+
+
+def test_command_line_mistakes(tmp_path: Path) -> None:
+    result = bgr("--name", "x", "-c", "true", "--debounce", "10")
+    assert result.returncode == 2
+    assert "--debounce and --ignore go with --watch" in result.stderr
+    unknown = bgr("nosuch", "--watch")
+    assert unknown.returncode == 2
+    assert "no process named 'nosuch'; give --command" in unknown.stderr
+    assert unknown.stdout == ""  # refused before watching anything
+    missing = bgr("--name", "x", "-c", "true", "-d", str(tmp_path / "nope"), "--watch")
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+
+
+def limited_watches(limit: int) -> tuple[str, ...]:
+    """A command prefix: a user namespace whose inotify watch limit is ``limit``.
+
+    Each user namespace has its own limit (/proc/sys/user/max_inotify_watches): lowering it there
+    leaves the machine's limit alone.
+    """
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         f"echo {limit} > /proc/sys/user/max_inotify_watches"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot lower the watch limit in a user namespace: {probe.stderr.strip()}")
+    script = f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"'
+    return ("unshare", "--user", "--map-root-user", "sh", "-c", script, "sh")
+
+
+@needs_inotify
+def test_running_out_of_watches_at_start(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    for i in range(8):
+        (app / f"d{i}").mkdir(parents=True)
+    w = watching(
+        "--name", "full", "-d", str(app), "-c", "sleep 30", "--watch",
+        cwd=tmp_path, prefix=limited_watches(3),
+    )  # fmt: skip
+    assert w.proc.wait(30) == WatchError.exit_code, w.text()
+    w.wait_for(r"^bgr: out of inotify watches while watching .*/app")
+    assert "sudo sysctl fs.inotify.max_user_watches=" in w.text()
+    assert json.loads(bgr("--json").stdout) == []  # nothing was started
+
+
+@needs_inotify
+def test_running_out_of_watches_later(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    w = watching(
+        "--name", "grows", "-d", str(app), "-c", child_command(tmp_path), "--watch",
+        cwd=tmp_path, prefix=limited_watches(2),
+    )  # fmt: skip
+    w.wait_for(r"^started grows")
+    for name in ("a", "b", "c"):
+        (app / name).mkdir()
+    assert w.proc.wait(30) == WatchError.exit_code, w.text()
+    w.wait_for(r"^bgr: out of inotify watches")
+    w.wait_for(r"^stopped watching; grows keeps running")
+    assert listed("grows")["status"] == "running"
