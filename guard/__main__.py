@@ -1,0 +1,7 @@
+"""``python -m guard``: the same as the ``bgr-guard`` command."""
+
+import sys
+
+from guard.cli import main
+
+sys.exit(main())

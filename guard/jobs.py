@@ -1,0 +1,199 @@
+"""The guard's periodic passes over the registry: check, rotate logs, pull.
+
+- :meth:`Jobs.check` (every INTERVAL): reap children, check every guarded name (the safety net
+  under the exit watcher; also how ``--all`` picks up new names), then the optional limits
+  (``--max-memory``, ``--restart-every``).
+- :meth:`Jobs.rotate`: ``rotate_live`` on each log bigger than ``--max-log-size``.
+- :meth:`Jobs.pull`: ``git pull --ff-only`` for rows with ``fetch``; a full restart only when HEAD
+  moved; a failing pull waits twice as long each time (up to an hour) for that name.
+
+Every pass stops early once ``stopping`` is set (the guard is shutting down).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from bgr import procs
+from bgr.errors import BgrError, GitError
+from bgr.models import Desired, ProcessRecord
+from bgr.store import open_registry
+from guard import policy
+from guard.keeper import Keeper
+from guard.options import MAX_PULL_WAIT, TargetKind
+
+log = logging.getLogger(__name__)
+
+
+def human_size(size: float) -> str:
+    """``1536`` → ``1.5K``, ``10485760`` → ``10.0M`` (powers of 1024, like ``parse_size``)."""
+    for unit in ("", "K", "M", "G"):
+        if size < 1024:
+            return f"{size:.0f}" if not unit else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}T"
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+class Jobs:
+    """The passes for one guard; each is safe to run in its own scheduler thread."""
+
+    def __init__(
+        self, keeper: Keeper, stopping: threading.Event, clock: policy.Clock = policy.boot_clock
+    ) -> None:
+        self.keeper = keeper
+        self.options = keeper.options
+        self.stopping = stopping
+        self.clock = clock
+        self.known: set[str] = set()
+        self._next_pull: dict[str, float] = {}
+        self._pull_wait: dict[str, float] = {}
+
+    def rows(self) -> list[ProcessRecord]:
+        """The rows this guard is responsible for (NAME: that row, even when stopped)."""
+        target = self.options.target
+        with open_registry(self.options.db) as reg:
+            if target.kind is TargetKind.NAME:
+                record = reg.get(target.value)
+                return [record] if record is not None else []
+            group = target.value if target.kind is TargetKind.GROUP else None
+            return reg.all(group)
+
+    # -- check -----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """One pass: every guarded name is checked (and restarted when due), then the limits."""
+        self.keeper.reap()
+        records = self.rows()
+        if self.options.target.kind is TargetKind.NAME:
+            wanted = [self.options.target.value]
+        else:
+            wanted = [r.name for r in records if r.desired is Desired.RUNNING]
+        # Names that left the target (deleted, stopped, moved to another group): one last look
+        # lets the keeper drop their watch and retry.
+        for name in sorted(self.known - set(wanted)):
+            self.keeper.gate.poke(name)
+        self.known = set(wanted)
+        for name in wanted:
+            if self.stopping.is_set():
+                return
+            self.keeper.gate.poke(name)
+        if self.options.max_memory is not None or self.options.restart_every is not None:
+            self._limits([r for r in records if r.desired is Desired.RUNNING])
+        self.keeper.prune_codes()
+
+    def _limits(self, records: list[ProcessRecord]) -> None:
+        alive = [r for r in records if procs.instance_alive(r.pid, r.pgid, r.start_token, r.instance)]
+        usage: dict[str, int | None] = {}
+        if self.options.max_memory is not None:
+            usage = self._memory(alive)
+        for record in alive:
+            if self.stopping.is_set():
+                return
+            event = detail = ""
+            rss = usage.get(record.name)
+            uptime = self.keeper.uptime(record)
+            limit = self.options.max_memory
+            every = self.options.restart_every
+            if limit is not None and rss is not None and rss > limit:
+                event = "memory limit"
+                detail = f"resident memory {human_size(rss)} is over --max-memory {human_size(limit)}"
+            elif every is not None and uptime is not None and uptime >= every:
+                event = "restart-every"
+                detail = f"up {uptime:.1f}s, --restart-every {every:g}s"
+            if event:
+                with self.keeper.gate.hold(record.name):
+                    self.keeper.full_restart(record.name, event, detail, instance=record.instance)
+
+    @staticmethod
+    def _memory(records: list[ProcessRecord]) -> dict[str, int | None]:
+        """Resident bytes of each instance's process group (Linux: one /proc pass for all)."""
+        if procs.LINUX:
+            by_group = procs.tree_rss_by_group(r.pgid for r in records if r.pgid)
+            return {r.name: by_group.get(r.pgid or 0, (None, 0))[0] for r in records}
+        return {r.name: procs.tree_rss(r.pid) if r.pid else None for r in records}
+
+    # -- rotate ----------------------------------------------------------------------------
+
+    def rotate(self) -> None:
+        """Rotate every guarded log that grew beyond ``--max-log-size``."""
+        for record in self.rows():
+            if record.desired is not Desired.RUNNING:
+                continue
+            paths = [("out", Path(record.stdout))]
+            if record.stderr != record.stdout:
+                paths.append(("err", Path(record.stderr)))
+            for stream, path in paths:
+                if self.stopping.is_set():
+                    return
+                if _size_of(path) <= self.options.max_log_size:
+                    continue  # the common case, without importing bgr.logfiles (ctypes: ~2 MiB)
+                from bgr import logfiles
+
+                try:
+                    result = logfiles.rotate_live(
+                        path, record.name, stream, self.options.max_log_size, self.options.keep
+                    )
+                except BgrError as exc:
+                    log.warning("%s: %s", record.name, exc)
+                    self._event(record.name, "rotation failed", str(exc))
+                    continue
+                if result is None:
+                    continue
+                label = "stdout" if stream == "out" else "stderr"
+                detail = f"{label}: {human_size(result.bytes_moved)} to {result.backup.name}"
+                log.info("%s: rotated %s (%s)", record.name, detail, result.method)
+                self._event(record.name, "rotated", detail)
+
+    # -- pull ------------------------------------------------------------------------------
+
+    def pull(self) -> None:
+        """Pull every guarded ``--fetch`` checkout whose turn it is; restart where HEAD moved."""
+        for record in self.rows():
+            if not record.fetch or record.desired is not Desired.RUNNING:
+                continue
+            if self.stopping.is_set():
+                return
+            if self.clock() < self._next_pull.get(record.name, 0.0):
+                continue
+            self._pull(record.name)
+
+    def _pull(self, name: str) -> None:
+        from bgr import git
+
+        with open_registry(self.options.db) as reg:
+            record = reg.get(name)
+        if record is None or not record.fetch or record.desired is not Desired.RUNNING:
+            return
+        try:
+            result = git.pull_if_clean(Path(record.directory))
+        except GitError as exc:
+            wait = min(self._pull_wait.get(name, self.options.pull_every) * 2, MAX_PULL_WAIT)
+            wait = max(wait, self.options.pull_every)
+            self._pull_wait[name] = wait
+            self._next_pull[name] = self.clock() + wait
+            log.warning("%s: not pulled: %s; next try in %gs", name, exc, round(wait, 1))
+            self._event(name, "pull failed", f"{exc} (next try in {wait:g}s)")
+            return
+        self._pull_wait.pop(name, None)
+        self._next_pull.pop(name, None)
+        if not result.moved:
+            log.debug("%s: %s", name, result.summary)
+            return
+        # The pull ran without the name's gate (it may take a while; exits must still be handled
+        # at once); only the restart needs it.
+        with self.keeper.gate.hold(name):
+            self.keeper.full_restart(name, "pulled", result.summary, pull=False)
+
+    def _event(self, name: str, kind: str, detail: str) -> None:
+        with open_registry(self.options.db) as reg:
+            reg.add_event(name, kind, detail)

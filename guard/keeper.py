@@ -1,0 +1,339 @@
+"""Apply the restart policy to one process: look, decide, restart, and keep the decision.
+
+:meth:`Keeper.check` is the one place that acts on a name. It re-reads the row, asks the OS
+whether the instance lives, feeds the policy (guard/policy.py), and either watches the instance,
+restarts it (``actions.guard_restart``, which re-checks under bgr's name lock so that a concurrent
+``--stop``/``--delete``/``--restart`` wins), waits for a backoff, or gives up (fatal).
+
+The policy state is stored in the row's ``guard`` JSON column (``PolicyState.to_dict`` on the boot
+clock, plus ``"instance"``: the instance it describes), so a guard that is restarted resumes the
+counters. A row whose state describes another instance was started outside the guard (``bgr
+--restart`` also empties the column): that instance starts with a fresh state. ``"instance":
+null`` marks a state the guard wrote while launching, before the new id was known.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bgr import actions, procs, spawn
+from bgr.errors import BgrError, LockHeld
+from bgr.locks import name_lock
+from bgr.models import Desired, ProcessRecord
+from bgr.store import Registry, open_registry
+from guard import policy
+from guard.gate import NameGate
+from guard.options import GuardOptions
+from guard.policy import Phase, PolicyState
+from guard.watcher import ExitWatcher
+
+log = logging.getLogger(__name__)
+
+INSTANCE_KEY = "instance"
+# An exit code is collected at most a few checks after it was reaped; older ones belong to
+# instances that a full restart replaced.
+CODE_TTL = 600.0
+# While a `bgr` command holds a name's lock (a restart stopping the old instance), the exit we see
+# is its doing: look again after this long instead of recording a crash and blocking on the lock.
+BUSY_RETRY = 0.1
+
+
+class Keeper:
+    """Per-name checks and restarts for one guard; thread-safe through :attr:`gate`.
+
+    ``schedule(name, delay)`` / ``cancel(name)`` arrange a check after a backoff delay (the
+    scheduler's one-shot jobs); without them (``--once``) nothing waits.
+    """
+
+    def __init__(
+        self,
+        options: GuardOptions,
+        *,
+        watcher: ExitWatcher | None = None,
+        schedule: Callable[[str, float], None] | None = None,
+        cancel: Callable[[str], None] | None = None,
+        clock: policy.Clock = policy.boot_clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.options = options
+        self.db = options.db
+        self.cfg = options.policy
+        self.watcher = watcher
+        self._schedule = schedule
+        self._cancel = cancel
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.boot_id = policy.boot_id()
+        self.gate = NameGate(self.check)
+        self._lock = threading.Lock()
+        self._codes: dict[int, tuple[int, float]] = {}  # our children's exit codes and reap times
+        self._guarded: set[str] = set()  # names announced ("guarded" event), not let go since
+        self._let_go: set[str] = set()
+        self._seen: dict[str, str | None] = {}  # the instance last seen running, per name
+        self.restarted = 0  # restarts done by this guard (for --once and the logs)
+
+    # -- children and their exit codes -------------------------------------------------------
+
+    def reap(self) -> None:
+        """Collect exited children (instances this guard started): no zombies, and their codes."""
+        reaped = spawn.reap_spawned()
+        if reaped:
+            now = time.monotonic()
+            with self._lock:
+                self._codes.update((pid, (code, now)) for pid, code in reaped.items())
+
+    def take_code(self, pid: int | None) -> int | None:
+        with self._lock:
+            code, _ = self._codes.pop(pid, (None, 0.0)) if pid is not None else (None, 0.0)
+        return code
+
+    def prune_codes(self, older_than: float = CODE_TTL) -> None:
+        """Forget exit codes nobody asked for (children replaced by a full restart)."""
+        limit = time.monotonic() - older_than
+        with self._lock:
+            self._codes = {pid: entry for pid, entry in self._codes.items() if entry[1] >= limit}
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def load_state(self, record: ProcessRecord, now: float) -> tuple[PolicyState, bool]:
+        """The policy state for the row's instance, and whether it is fresh (not ours)."""
+        data = record.guard
+        owner = data.get(INSTANCE_KEY, "") if data else ""
+        if owner is not None and owner != record.instance:
+            return PolicyState(), True
+        state = PolicyState.from_dict(data, boot_id=self.boot_id, now=now, cfg=self.cfg)
+        return state, False
+
+    def _dump(self, state: PolicyState, instance: str | None) -> dict[str, Any]:
+        return {**state.to_dict(boot_id=self.boot_id), INSTANCE_KEY: instance}
+
+    def _save(self, reg: Registry, record: ProcessRecord, state: PolicyState) -> None:
+        data = self._dump(state, record.instance)
+        if data != record.guard:
+            reg.update(record.name, instance=record.instance, guard=data)
+
+    def uptime(self, record: ProcessRecord) -> float | None:
+        """How long the row's instance has run: boot clock if we track it, else wall clock."""
+        state, fresh = self.load_state(record, self.clock())
+        if not fresh and state.started_at is not None:
+            return max(0.0, self.clock() - state.started_at)
+        if record.started_at is None:
+            return None
+        return max(0.0, time.time() - record.started_at)
+
+    # -- the check -----------------------------------------------------------------------------
+
+    def check(self, name: str) -> None:
+        """Look at ``name`` and act. Call through ``gate.poke`` (or while holding the gate)."""
+        try:
+            self._check(name)
+        except BgrError as exc:
+            log.warning("%s: %s", name, exc)
+
+    def _check(self, name: str) -> None:
+        self.reap()
+        with open_registry(self.db) as reg:
+            record = reg.get(name)
+            if record is None or record.desired is Desired.STOPPED:
+                self._release(name, "deleted" if record is None else "stopped")
+                return
+            self._announce(reg, record)
+            now = self.clock()
+            state, fresh = self.load_state(record, now)
+            if procs.instance_alive(record.pid, record.pgid, record.start_token, record.instance):
+                self._running(reg, record, state, fresh, now)
+                return
+            if state.phase is Phase.OK:
+                if self._locked_by_bgr(name):
+                    if self._schedule is not None:
+                        self._schedule(name, BUSY_RETRY)
+                    return
+                state = self._died(reg, record, state, now)
+        if state.phase is Phase.FATAL:
+            self._idle(name)
+        elif policy.due(state, now):
+            self._relaunch(record, state)
+        else:
+            delay = (state.next_attempt or now) - now
+            self._idle(name)
+            if self._schedule is not None:
+                self._schedule(name, delay)
+
+    @staticmethod
+    def _locked_by_bgr(name: str) -> bool:
+        try:
+            with name_lock(name, timeout=0):
+                return False
+        except LockHeld:
+            return True
+
+    def _announce(self, reg: Registry, record: ProcessRecord) -> None:
+        name = record.name
+        self._let_go.discard(name)
+        if name in self._guarded:
+            return
+        self._guarded.add(name)
+        every = f"{self.options.interval:g}s"
+        detail = f"bgr-guard pid {os.getpid()}, " + ("once" if self.options.once else f"every {every}")
+        reg.add_event(name, "guarded", detail)
+        log.info("%s: guarded (%s)", name, detail)
+
+    def _release(self, name: str, why: str) -> None:
+        """The row is gone or stopped by the user: watch nothing, retry nothing, say so once."""
+        self._idle(name)
+        self._guarded.discard(name)
+        if name not in self._let_go:
+            self._let_go.add(name)
+            log.info("%s: %s by the user; leaving it alone", name, why)
+
+    def _idle(self, name: str) -> None:
+        if self.watcher is not None:
+            self.watcher.forget(name)
+        if self._cancel is not None:
+            self._cancel(name)
+
+    def _running(
+        self, reg: Registry, record: ProcessRecord, state: PolicyState, fresh: bool, now: float
+    ) -> None:
+        if fresh or state.phase is not Phase.OK or state.started_at is None:
+            seen = time.time() - record.started_at if record.started_at else 0.0
+            base = PolicyState() if fresh or state.phase is Phase.FATAL else state
+            state = policy.on_started(base, now=now, uptime=seen)
+            if fresh and self._seen.get(record.name, record.instance) != record.instance:
+                log.info("%s: new instance (pid %s) started outside the guard", record.name, record.pid)
+        else:
+            state = policy.settle(state, self.cfg, now=now)
+        self._save(reg, record, state)
+        if self._cancel is not None:
+            self._cancel(record.name)
+        self._seen[record.name] = record.instance
+        self.watch(record)
+
+    def _died(self, reg: Registry, record: ProcessRecord, state: PolicyState, now: float) -> PolicyState:
+        name = record.name
+        code = self.take_code(record.pid)
+        if code is None:
+            code = record.exit_code
+        uptime = None
+        if record.started_at is not None:
+            end = record.stopped_at or time.time()
+            uptime = max(0.0, end - record.started_at)
+        if record.instance is not None:
+            actions.record_exit(name, record.instance, code, db=self.db)
+        state = policy.on_exit(
+            state, self.cfg, now=now, exit_code=code, jitter=self.rng.uniform(-1, 1), uptime=uptime
+        )
+        if not policy.due(state, now):
+            self._save(reg, record, state)  # else guard_restart stores it with the new instance
+        what = policy.describe_exit(code) + (f" after {uptime:.1f}s" if uptime is not None else "")
+        reg.add_event(name, "exited", what)
+        if state.phase is Phase.FATAL:
+            reg.add_event(name, "fatal", state.reason)
+            log.error("%s: fatal: %s", name, state.reason)
+        elif state.next_attempt is not None and state.next_attempt > now:
+            delay = state.next_attempt - now
+            reg.add_event(
+                name,
+                "backoff",
+                f"retry in {delay:.1f}s; failure {state.failures} of {self.cfg.max_failures}",
+            )
+            log.warning("%s: %s", name, state.reason)
+        else:
+            log.warning("%s: %s", name, state.reason)
+        return state
+
+    def _relaunch(self, record: ProcessRecord, state: PolicyState) -> None:
+        name = record.name
+        started = policy.on_started(state, now=self.clock())
+        try:
+            launched = actions.guard_restart(
+                name, record.instance, db=self.db, guard_state=self._dump(started, None)
+            )
+        except BgrError as exc:
+            self._launch_failed(record, started, exc)
+            return
+        if launched is None:
+            # The row changed under us (stopped, deleted, restarted by hand): look again.
+            log.debug("%s: not restarted, the row changed", name)
+            self.gate.poke(name)
+            return
+        self.restarted += 1
+        self._seen[name] = launched.instance
+        self.watch(launched)
+        with open_registry(self.db) as reg:
+            reg.update(name, instance=launched.instance, guard=self._dump(started, launched.instance))
+        log.info("%s: restarted (pid %s, restart #%d)", name, launched.pid, launched.restarts)
+
+    def _launch_failed(self, record: ProcessRecord, started: PolicyState, exc: BgrError) -> None:
+        """A restart that could not even spawn counts as a quick failure, so it backs off too."""
+        now = self.clock()
+        state = policy.on_exit(
+            started, self.cfg, now=now, exit_code=None, jitter=self.rng.uniform(-1, 1), uptime=0.0
+        )
+        log.error("%s: restart failed: %s", record.name, exc)
+        with open_registry(self.db) as reg:
+            self._save(reg, record, state)
+            reg.add_event(record.name, "restart failed", str(exc))
+            if state.phase is Phase.FATAL:
+                reg.add_event(record.name, "fatal", state.reason)
+        if state.phase is not Phase.FATAL and self._schedule is not None:
+            self._schedule(record.name, max(0.0, (state.next_attempt or now) - now))
+
+    def watch(self, record: ProcessRecord) -> None:
+        """Have the exit watcher wake us when this instance ends.
+
+        Usually that is the recorded pid (``/bin/sh -c`` exits when the program does). If only the
+        shell died and the program lives on in the group, watch the program instead.
+        """
+        if self.watcher is None or record.pid is None:
+            return
+        if record.start_token and procs.is_alive(record.pid, record.start_token):
+            members = [(record.pid, record.start_token)]
+        else:
+            members = []
+            if record.pgid and record.instance:
+                for pid in procs.group_marked(record.pgid, record.instance):
+                    token = procs.start_token(pid)
+                    if token:
+                        members.append((pid, token))
+        self.watcher.watch(record.name, members)
+
+    # -- user-style restarts (limits, pulls) ---------------------------------------------------
+
+    def full_restart(
+        self,
+        name: str,
+        event: str,
+        detail: str,
+        *,
+        instance: str | None = None,
+        pull: bool = True,
+    ) -> bool:
+        """Stop the whole tree and start again, like ``bgr NAME --restart``; hold the gate first.
+
+        Skipped if the row is gone or stopped, or (given ``instance``) describes another instance
+        by now. ``pull=False``: no ``--fetch`` pull (the caller just pulled). True if done.
+        """
+        with open_registry(self.db) as reg:
+            record = reg.get(name)
+            if record is None or record.desired is Desired.STOPPED:
+                return False
+            if instance is not None and record.instance != instance:
+                return False
+            reg.add_event(name, event, detail)
+        log.info("%s: %s; restarting", name, detail)
+        try:
+            actions.restart(name, db=self.db, grace=self.options.grace, pull=pull)
+        except BgrError as exc:
+            log.error("%s: restart failed: %s", name, exc)
+            with open_registry(self.db) as reg:
+                reg.add_event(name, "restart failed", str(exc))
+        self.restarted += 1
+        self.check(name)
+        return True
