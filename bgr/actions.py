@@ -32,9 +32,10 @@ from bgr.models import (
 from bgr.store import EVENTS_KEPT, Registry, open_registry
 
 DEFAULT_GRACE = 5.0
-# How long a start watches its child: long enough to report `command not found` (exit 127, ~3 ms)
-# and a crash at import time, short enough that a start stays fast.
-STARTUP_WINDOW = 0.05
+# How long a start watches its child by default: long enough to report `command not found` (127,
+# ~2 ms), "not executable" (126) or a vanished directory, short enough that a start stays fast. A
+# crash during the program's own startup (a Python import error: 30-150 ms) needs `--wait`.
+STARTUP_WINDOW = 0.02
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TAIL_LINES = 10
 

@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bgr import __version__, actions, home, render
@@ -36,6 +37,7 @@ Start:
   --stderr=PATH         stderr log (default: ~/.bgr/NAME-err.txt).
   --force               Restart NAME if it runs, and stop your listeners on its ports.
   --fetch               git pull --ff-only in DIR before every start (remembered).
+  --wait=SECONDS        Watch the new process this long; fail if it exits (default: 0.02).
   --watch               Stay in the foreground and restart NAME when files change.
   --debounce=MS         --watch: restart after MS quiet milliseconds (default: 300).
   --ignore=PATTERN      --watch: also ignore paths matching PATTERN; repeat for more.
@@ -75,7 +77,7 @@ _LONG_OPTIONS = frozenset(
         "--stderr", "--force", "--fetch", "--watch", "--debounce", "--ignore", "--json",
         "--show-env", "--filter", "--logs", "--log-stdout", "--log-stderr", "--lines",
         "--follow", "--restart", "--stop", "--delete", "--clean", "--nuke", "--grace", "--db",
-        "--help", "--version",
+        "--help", "--version", "--wait",
     }
 )  # fmt: skip
 _CONTROL = ("--restart", "--stop", "--delete", "--clean", "--nuke")
@@ -161,6 +163,8 @@ def run(argv: Sequence[str]) -> int:
     grace = _number(args["--grace"], "--grace")
     grace = actions.DEFAULT_GRACE if grace is None else grace
     lines = _number(args["--lines"], "--lines", integer=True)
+    wait = _number(args["--wait"], "--wait")
+    wait = actions.STARTUP_WINDOW if wait is None else wait
     positional, named = args["NAME"], args["--name"]
     if positional is not None and named is not None and positional != named:
         raise UsageError(f"two names given ({positional!r} and {named!r}); give one")
@@ -192,18 +196,24 @@ def run(argv: Sequence[str]) -> int:
         raise UsageError("--log-stdout, --log-stderr, --lines and --follow go with --logs")
     if (args["--debounce"] is not None or args["--ignore"]) and not args["--watch"]:
         raise UsageError("--debounce and --ignore go with --watch")
+    if args["--wait"] is not None and not (starting or controls == ["--restart"]):
+        raise UsageError("--wait goes with starting a process or --restart")
+    if args["--force"] and not (starting or args["--watch"] or controls == ["--restart"]):
+        raise UsageError("--force goes with starting a process or --restart")
     if args["--filter"] and (target is not None or controls):
         raise UsageError("--filter only applies to the list (bgr --filter GROUP)")
     as_json: bool = args["--json"]
 
     if controls:
-        return _control(controls[0], target, db=db, grace=grace, as_json=as_json)
+        return _control(
+            controls[0], target, db=db, grace=grace, as_json=as_json, force=args["--force"], wait=wait
+        )
     if args["--watch"]:
         return _watch(args, target, db=db, grace=grace)
     if starting:
         assert target is not None
         request = _start_request(args, target)
-        result = actions.start(request, db=db, grace=grace)
+        result = actions.start(request, db=db, grace=grace, startup_window=wait)
         if as_json:
             _out(render.to_json(render.as_dict(result.info)))
         else:
@@ -250,14 +260,23 @@ def _start_request(args: dict[str, Any], name: str) -> StartRequest:
     )
 
 
-def _control(action: str, target: str | None, *, db: str | None, grace: float, as_json: bool) -> int:
+def _control(
+    action: str,
+    target: str | None,
+    *,
+    db: str | None,
+    grace: float,
+    as_json: bool,
+    force: bool = False,
+    wait: float = actions.STARTUP_WINDOW,
+) -> int:
     if action == "--restart":
         assert target is not None
-        result = actions.restart(target, db=db, grace=grace)
+        result = actions.restart(target, db=db, grace=grace, startup_window=wait, force=force)
         _out(
             render.to_json(render.as_dict(result.info))
             if as_json
-            else render.started_line(result.info, replaced=True, pulled=result.pulled, freed=())
+            else render.started_line(result.info, replaced=True, pulled=result.pulled, freed=result.freed)
         )
         return 0
     if action == "--clean":
@@ -311,10 +330,12 @@ def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | Non
 
     paths = actions.log_paths(name, db=db, stream=_stream_choice(args))
     count = None if lines is None else int(lines)
+    # Tail up to the size seen now and follow from exactly there: no line missed or shown twice.
+    ends = {label: _size(path) for label, path in paths}
     for label, path in paths:
         if len(paths) > 1 or not args["--follow"]:
             _out(f"==> {label}: {path} <==")
-        for chunk in logfiles.tail(path, count):
+        for chunk in logfiles.tail(path, count, end=ends[label]):
             sys.stdout.write(chunk)
         sys.stdout.flush()
     if args["--follow"]:
@@ -323,12 +344,19 @@ def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | Non
         stop = threading.Event()
         prefix = len(paths) > 1
         try:
-            for label, text in logfiles.follow(paths, stop):
+            for label, text in logfiles.follow(paths, stop, start=ends):
                 sys.stdout.write(f"[{label}] {text}" if prefix else text)
                 sys.stdout.flush()
         except KeyboardInterrupt:
             stop.set()
     return 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: float) -> int:
@@ -343,6 +371,8 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
         raise UsageError("--json does not go with --watch")
     debounce = _number(args["--debounce"], "--debounce", integer=True)
     lines = _number(args["--lines"], "--lines", integer=True)
+    wait = _number(args["--wait"], "--wait")
+    wait = actions.STARTUP_WINDOW if wait is None else wait
     stream = _stream_choice(args) if args["--logs"] else None
     stop = threading.Event()
 
