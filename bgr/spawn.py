@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +88,7 @@ def spawn(
     group: str | None = None,
 ) -> Spawned:
     """Start ``command`` detached from us and return its pinned identity. Does not wait."""
-    instance = uuid.uuid4().hex
+    instance = os.urandom(16).hex()  # as unique as uuid4, without importing uuid
     env = child_environment(name, instance, overlay, search_path, group)
     out_fd = _open_log(stdout)
     err_fd = out_fd if stderr == stdout else _open_log(stderr)

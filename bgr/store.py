@@ -16,11 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
 
 from bgr import home
 from bgr.errors import NotFound, RegistryError
 from bgr.models import Desired, ProcessRecord
+
+TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 1
 EVENTS_KEPT = 50

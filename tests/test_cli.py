@@ -1010,3 +1010,31 @@ def test_a_non_utf8_stdout_gets_escapes_not_a_traceback(tmp_path: Path) -> None:
     as_json = run_bgr("--json", env=env)
     assert as_json.returncode == 0
     assert json.loads(as_json.stdout)[0]["command"] == "sleep 60 # é ↺ 😀"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--json"],
+        ["--show-env", "--json"],
+        ["--filter", "api"],
+        ["--filter=api", "--json"],
+        ["--db", "/tmp/x.sqlite", "--filter", "g"],
+        ["--db=/tmp/x.sqlite"],
+    ],
+)
+def test_the_list_fast_path_parses_exactly_like_docopt(argv: list[str]) -> None:
+    from docopt import docopt
+
+    fast = cli._list_only(argv)
+    assert fast is not None
+    assert fast == dict(docopt(cli.USAGE, argv=argv, default_help=False))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["web"], ["--json", "--json"], ["--filter"], ["--filter", "--json"], ["--js"], ["--logs"], ["-h"]],
+)
+def test_anything_but_a_plain_listing_goes_through_docopt(argv: list[str]) -> None:
+    assert cli._list_only(argv) is None
