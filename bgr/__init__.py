@@ -15,19 +15,14 @@ The Python API is the same set of actions the ``bgr`` command uses::
 Every function takes ``db=`` (a registry path) and raises ``bgr.errors.BgrError`` subclasses.
 """
 
-from bgr.actions import (
-    clean,
-    delete,
-    get,
-    list_processes,
-    logs,
-    nuke,
-    restart,
-    start,
-    stop,
-)
 from bgr.errors import BgrError
 from bgr.models import ProcessInfo, ProcessRecord, StartRequest, StartResult, Status, StopResult
+from bgr.status import get, list_processes, logs
+
+TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+if TYPE_CHECKING:
+    from bgr.actions import restart, start
+    from bgr.teardown import clean, delete, nuke, stop
 
 __version__ = "0.1.0"
 
@@ -50,3 +45,20 @@ __all__ = [
     "start",
     "stop",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The changing half of the API, imported on first use: ``bgr`` (the list) never needs it."""
+    if name in ("start", "restart"):
+        from bgr import actions
+
+        return getattr(actions, name)
+    if name in ("stop", "delete", "clean", "nuke"):
+        from bgr import teardown
+
+        return getattr(teardown, name)
+    raise AttributeError(f"module 'bgr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bgr import __version__, actions, home, render
+from bgr import __version__, home, render, status
 from bgr.errors import BgrError, UsageError
 from bgr.models import StartRequest
 
@@ -204,10 +204,8 @@ def run(argv: Sequence[str]) -> int:
     args = parse(argv)
     db: str | None = args["--db"]
     grace = _number(args["--grace"], "--grace")
-    grace = actions.DEFAULT_GRACE if grace is None else grace
     lines = _number(args["--lines"], "--lines", integer=True)
     wait = _number(args["--wait"], "--wait")
-    wait = actions.STARTUP_WINDOW if wait is None else wait
     positional, named = args["NAME"], args["--name"]
     if positional is not None and named is not None and positional != named:
         raise UsageError(f"two names given ({positional!r} and {named!r}); give one")
@@ -246,39 +244,50 @@ def run(argv: Sequence[str]) -> int:
     if args["--filter"] and (target is not None or controls):
         raise UsageError("--filter only applies to the list (bgr --filter GROUP)")
     as_json: bool = args["--json"]
+    if not (controls or args["--watch"] or starting):
+        return _look(args, target, db=db, lines=lines)
 
+    # Imported only to change something: listing must not pay for spawn, locks and the stopper.
+    from bgr import actions, teardown
+
+    grace = teardown.DEFAULT_GRACE if grace is None else grace
+    wait = actions.STARTUP_WINDOW if wait is None else wait
     if controls:
         return _control(
             controls[0], target, db=db, grace=grace, as_json=as_json, force=args["--force"], wait=wait
         )
     if args["--watch"]:
         return _watch(args, target, db=db, grace=grace)
-    if starting:
-        assert target is not None
-        request = _start_request(args, target)
-        result = actions.start(request, db=db, grace=grace, startup_window=wait)
-        if as_json:
-            _out(render.to_json(render.as_dict(result.info)))
-        else:
-            _out(
-                render.started_line(
-                    result.info, replaced=result.replaced, pulled=result.pulled, freed=result.freed
-                )
+    assert target is not None
+    request = _start_request(args, target)
+    result = actions.start(request, db=db, grace=grace, startup_window=wait)
+    if as_json:
+        _out(render.to_json(render.as_dict(result.info)))
+    else:
+        _out(
+            render.started_line(
+                result.info, replaced=result.replaced, pulled=result.pulled, freed=result.freed
             )
-        if args["--logs"]:
-            return _logs(args, target, db=db, lines=lines)
-        return 0
+        )
+    if args["--logs"]:
+        return _logs(args, target, db=db, lines=lines)
+    return 0
+
+
+def _look(args: dict[str, Any], target: str | None, *, db: str | None, lines: float | None) -> int:
+    """The read-only answers: a process's logs, one process, or the list."""
+    as_json: bool = args["--json"]
     if args["--logs"]:
         assert target is not None
         return _logs(args, target, db=db, lines=lines)
     if target is not None:
-        info = actions.get(target, db=db)
+        info = status.get(target, db=db)
         if as_json:
             _out(render.to_json(render.as_dict(info, show_env=args["--show-env"], details=True)))
         else:
             _out(render.details(info, show_env=args["--show-env"], colour=_colour()))
         return 0
-    infos = actions.list_processes(db=db, group=args["--filter"])
+    infos = status.list_processes(db=db, group=args["--filter"])
     if as_json:
         _out(render.to_json([render.as_dict(i, show_env=args["--show-env"]) for i in infos]))
     else:
@@ -320,10 +329,12 @@ def _control(
     *,
     db: str | None,
     grace: float,
+    wait: float,
     as_json: bool,
     force: bool = False,
-    wait: float = actions.STARTUP_WINDOW,
 ) -> int:
+    from bgr import actions, teardown
+
     if action == "--restart":
         assert target is not None
         result = actions.restart(target, db=db, grace=grace, startup_window=wait, force=force)
@@ -334,7 +345,7 @@ def _control(
         )
         return 0
     if action == "--clean":
-        removed = actions.clean(db=db)
+        removed = teardown.clean(db=db)
         _out(
             render.to_json(removed)
             if as_json
@@ -342,13 +353,13 @@ def _control(
         )
         return 0
     if action == "--nuke":
-        results = actions.nuke(db=db, grace=grace)
+        results = teardown.nuke(db=db, grace=grace)
     elif action == "--stop":
         assert target is not None
-        results = [actions.stop(target, db=db, grace=grace)]
+        results = [teardown.stop(target, db=db, grace=grace)]
     else:
         assert target is not None
-        results = [actions.delete(target, db=db, grace=grace)]
+        results = [teardown.delete(target, db=db, grace=grace)]
     verb = {"--stop": "stopped", "--delete": "deleted", "--nuke": "deleted"}[action]
     if as_json:
         _out(
@@ -382,7 +393,7 @@ def _stream_choice(args: dict[str, Any]) -> str:
 def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | None) -> int:
     from bgr import logfiles
 
-    paths = actions.log_paths(name, db=db, stream=_stream_choice(args))
+    paths = status.log_paths(name, db=db, stream=_stream_choice(args))
     count = None if lines is None else int(lines)
     # Tail up to the size seen now and follow from exactly there: no line missed or shown twice.
     ends = {label: _size(path) for label, path in paths}
@@ -418,7 +429,7 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
     import signal
     import threading
 
-    from bgr import watch
+    from bgr import actions, watch
 
     assert target is not None
     if args["--json"]:
@@ -522,7 +533,7 @@ def _watch_summary(name: str, db: str | None) -> str:
     from bgr.models import Status
 
     try:
-        info = actions.get(name, db=db, details=False)
+        info = status.get(name, db=db, details=False)
     except BgrError:
         return "stopped watching"
     if info.status is Status.RUNNING:

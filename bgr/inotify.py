@@ -174,9 +174,10 @@ class InotifyBackend:
                 if event.is_moved_from:
                     self._inbox.change(rel + "/")
             return
-        self._inbox.change(rel)
+        # Apply a .gitignore edit before reporting it, so whoever sees the change sees its rules.
         if name == GITIGNORE and self._tree.load_gitignore(base):
             self._sync()
+        self._inbox.change(rel)
 
     def _sync(self) -> None:
         """Make the watches match the tree: drop newly ignored directories, add missing ones."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bgr import actions, home, logfiles, procs, spawn
+from bgr import actions, home, logfiles, procs, spawn, teardown
 from bgr.debounce import Debouncer
 from bgr.errors import BgrError, NotFound, SpawnError, UsageError
 from bgr.fswatch import Watcher
@@ -95,7 +95,7 @@ def describe_changes(paths: Sequence[str], shown: int = 2) -> str:
 
 
 def _plan(request: StartRequest, existing: ProcessRecord | None) -> tuple[Path, Path, Path]:
-    """Directory and log files the start will use (``actions`` decides the same way): the
+    """Directory and log files the start will use (``definition.build`` decides the same way): the
     request's, else the stored definition's, else the defaults."""
     out_default, err_default = home.default_log_paths(request.name)
 
@@ -214,7 +214,7 @@ def run(
     logs: str | None = None,
     lines: int = 0,
     db: str | None = None,
-    grace: float = actions.DEFAULT_GRACE,
+    grace: float = teardown.DEFAULT_GRACE,
     backend: str = "auto",
     clock: Callable[[], float] = time.monotonic,
 ) -> Generator[WatchEvent, None, None]:

@@ -136,11 +136,11 @@ class Jobs:
                 if self.stopping.is_set():
                     return
                 if _size_of(path) <= self.options.max_log_size:
-                    continue  # the common case, without importing bgr.logfiles (ctypes: ~2 MiB)
-                from bgr import logfiles
+                    continue  # the common case, without importing bgr.backups (ctypes: ~2 MiB)
+                from bgr import backups
 
                 try:
-                    result = logfiles.rotate_live(
+                    result = backups.rotate_live(
                         path, record.name, stream, self.options.max_log_size, self.options.keep
                     )
                 except BgrError as exc:

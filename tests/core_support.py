@@ -194,3 +194,20 @@ sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 print("connected", flush=True)
 time.sleep(120)
 """
+
+# A child that says it is ready, then sleeps.
+SLEEP = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(120)"]
+
+
+def append(path: Path, data: bytes) -> None:
+    """Append like a managed child does: O_APPEND, created 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def numbered(start: int, stop: int) -> bytes:
+    """Lines ``000000000\n`` ... for ``range(start, stop)``: losses and repeats are easy to find."""
+    return b"".join(b"%09d\n" % i for i in range(start, stop))

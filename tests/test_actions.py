@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import bgr
-from bgr import actions, home, store
+from bgr import actions, home, store, teardown
 from bgr.errors import AlreadyRunning, NotFound, RegistryError, SpawnError, UsageError
 from bgr.models import Desired, StartRequest, Status
 from tests.conftest import processes_with_env
@@ -229,7 +229,7 @@ def test_a_start_that_gets_in_right_after_a_stop_keeps_its_row_and_logs(
 ) -> None:
     """Simulate the race: another `bgr --name race` runs between our stop and our bookkeeping."""
     start("race", "echo first; exec sleep 60", tmp_path)
-    real_stop = actions._stop_records
+    real_stop = teardown.stop_records
     newcomer: list[bgr.StartResult] = []
 
     def stop_then_someone_starts(records: list[bgr.ProcessRecord], grace: float) -> list[bgr.StopResult]:
@@ -237,7 +237,7 @@ def test_a_start_that_gets_in_right_after_a_stop_keeps_its_row_and_logs(
         newcomer.append(bgr.start(StartRequest(name="race", command="echo second; exec sleep 60")))
         return results
 
-    monkeypatch.setattr(actions, "_stop_records", stop_then_someone_starts)
+    monkeypatch.setattr(teardown, "stop_records", stop_then_someone_starts)
     getattr(bgr, action)("race", grace=GRACE)
     info = bgr.get("race")
     assert info.status is Status.RUNNING and info.pid == newcomer[0].info.pid

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bgr import cli, procs, store
+from bgr import cli, ports, store
 from bgr.models import ProcessRecord
 from tests.conftest import processes_with_env
 from tests.core_support import (
@@ -608,7 +608,7 @@ def test_force_frees_the_declared_port_and_never_touches_a_client(tmp_path: Path
             assert squatter.wait(timeout=10) == -signal.SIGTERM
             assert client.poll() is None
             pid = started_pid(done.stdout)
-            wait_for(lambda: port in procs.listening_ports([pid, *_children(pid)]), what="web up")
+            wait_for(lambda: port in ports.listening_ports([pid, *_children(pid)]), what="web up")
 
 
 def _children(pid: int) -> list[int]:
@@ -1038,3 +1038,30 @@ def test_the_list_fast_path_parses_exactly_like_docopt(argv: list[str]) -> None:
 )
 def test_anything_but_a_plain_listing_goes_through_docopt(argv: list[str]) -> None:
     assert cli._list_only(argv) is None
+
+
+# Modules only starting, stopping, ports, rotation, config, git or watching need.
+LIST_FORBIDDEN = (
+    "bgr.actions", "bgr.teardown", "bgr.definition", "bgr.spawn", "bgr.locks", "bgr.stopper",
+    "bgr.ports", "bgr.logfiles", "bgr.backups", "bgr.config", "bgr.git", "bgr.watch", "bgr.fswatch",
+    "bgr.inotify", "bgr.watched_tree", "bgr.ignore", "bgr.debounce", "bgr.inbox", "bgr.logstream",
+    "docopt", "tomli", "git", "apscheduler", "watchdog",
+) + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
+
+
+def test_the_list_path_imports_nothing_that_only_changes_need(tmp_path: Path) -> None:
+    """Scripts poll `bgr --json`: a top-level import of the start/stop machinery must not creep back."""
+    done = run_bgr("--name", "web", "--command", "sleep 60", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    code = (
+        "import sys, bgr.cli\n"
+        "assert bgr.cli.main(['--json']) == 0\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(listed.stdout)[0]["status"] == "running"
+    loaded = listed.stderr.split()
+    assert "bgr.status" in loaded
+    assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in LIST_FORBIDDEN)] == []

@@ -22,7 +22,8 @@ from typing import Any
 import psutil
 import pytest
 
-from bgr import logfiles, procs
+from bgr import backups as log_backups
+from bgr import procs
 from bgr.models import ProcessRecord
 from bgr.store import open_registry
 from tests.conftest import processes_with_env
@@ -457,7 +458,10 @@ def test_rotation_under_the_guard_keeps_every_line_once(guard: Callable[..., Gua
     g = guard("chatty", "5", "--max-log-size", "8K", "--keep", "1000", "--rotate-every", "0.05")
     log = Path(must("chatty").stdout)
     wait_for(lambda: log.exists() and log.read_text().endswith("done\n"), what="the writer")
-    backups = logfiles.backups("chatty", "out")
+    # Stop the guard before reading: a rotation between listing the backups and reading the live
+    # file would make the test, not the rotation, see a line twice.
+    assert g.stop() == 0
+    backups = log_backups.backups("chatty", "out")
     assert len(backups) >= 3
     text = "".join(p.read_text() for p in backups) + log.read_text()
     assert text.splitlines() == [f"line {i:06d} " + "x" * 40 for i in range(lines)] + ["done"]

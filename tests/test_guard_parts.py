@@ -330,13 +330,13 @@ def test_fd_limit_is_raised_only_when_needed() -> None:
 
 
 def test_heavy_modules_are_imported_only_when_needed(tmp_path: Path) -> None:
-    """A check and a rotation pass need neither GitPython, psutil (Linux) nor bgr.logfiles; the
+    """A check and a rotation pass need neither GitPython, psutil (Linux) nor bgr.backups; the
     long-running guard keeps OpenSSL out; a pull imports GitPython."""
     code = f"""
 import sys, threading
 from guard import cli
 cli._skip_tls()
-from bgr import actions
+from bgr import actions, teardown
 from bgr.models import StartRequest
 from guard.jobs import Jobs
 from guard.keeper import Keeper
@@ -347,13 +347,13 @@ options = GuardOptions(target=Target(TargetKind.ALL))
 jobs = Jobs(Keeper(options), threading.Event())
 jobs.check(); jobs.rotate(); jobs.pull()
 GuardService(options)
-heavy = [m for m in ("git", "psutil", "bgr.logfiles", "ssl", "_ssl") if sys.modules.get(m)]
+heavy = [m for m in ("git", "psutil", "bgr.logfiles", "bgr.backups", "ssl", "_ssl") if sys.modules.get(m)]
 assert heavy == (["psutil"] if sys.platform != "linux" else []), heavy
 from bgr.store import open_registry
 with open_registry() as reg:
     reg.update("web", fetch=True)
 jobs.pull()  # not a git checkout: the pull fails (logged), but it did need GitPython
 assert "git" in sys.modules
-actions.delete("web")
+teardown.delete("web")
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

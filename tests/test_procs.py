@@ -1,24 +1,15 @@
-"""bgr.procs against real processes: identity, zombies, markers, stopping, ports."""
+"""bgr.procs against real processes: identity, zombies, markers, group liveness, figures."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from bgr import procs
-from tests.core_support import CLIENT, LISTENER, alive, free_port, proc_state, process, readline, wait_for
-
-SLEEP = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(120)"]
-IGNORE_TERM = [
-    sys.executable,
-    "-c",
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
-    "time.sleep(120)",
-]
+from tests.core_support import SLEEP, alive, proc_state, process, readline, wait_for
 
 
 def test_start_token_pins_one_process() -> None:
@@ -92,64 +83,6 @@ def test_instance_alive_follows_the_group_after_the_leader_died() -> None:
             os.kill(orphan, signal.SIGKILL)
         wait_for(lambda: not alive(orphan), what="orphan gone")
         assert not procs.instance_alive(leader.pid, leader.pid, token, instance)
-
-
-def test_collect_targets_never_includes_a_stranger_but_finds_marked_escapees() -> None:
-    instance = uuid.uuid4().hex
-    env = dict(os.environ)
-    with (
-        process(SLEEP, env=env, stdout=subprocess.PIPE, start_new_session=True) as stranger,
-        process(
-            SLEEP, env={**env, "BGR_INSTANCE": instance}, stdout=subprocess.PIPE, start_new_session=True
-        ) as escapee,
-    ):
-        readline(stranger)
-        readline(escapee)
-        # A stale row: the stranger's pid and group, a start token that is not the stranger's.
-        target = procs.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, {})
-        assert target.members == ()
-        assert target.pgid is None
-        marked = procs.marked_pids([instance])
-        target = procs.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, marked)
-        assert [m.pid for m in target.members] == [escapee.pid]
-        procs.stop_targets([target], grace=2)
-        assert escapee.wait(timeout=5) == -signal.SIGTERM
-        assert stranger.poll() is None
-
-
-def test_stop_targets_kills_what_ignores_sigterm_after_the_grace_period() -> None:
-    with (
-        process(IGNORE_TERM, stdout=subprocess.PIPE, start_new_session=True) as stubborn,
-        process(SLEEP, stdout=subprocess.PIPE, start_new_session=True) as polite,
-    ):
-        readline(stubborn)
-        readline(polite)
-        targets = [
-            procs.StopTarget(p.pid, (procs.Target(p.pid, procs.start_token(p.pid) or ""),))
-            for p in (stubborn, polite)
-        ]
-        killed, leftover = procs.stop_targets(targets, grace=0.3)
-        assert killed == {0}
-        assert leftover == {}
-        assert stubborn.wait(timeout=5) == -signal.SIGKILL
-        assert polite.wait(timeout=5) == -signal.SIGTERM
-
-
-def test_listeners_on_returns_the_listener_and_never_a_connected_client() -> None:
-    port = free_port()
-    with process([sys.executable, "-c", LISTENER, str(port)], stdout=subprocess.PIPE) as server:
-        assert readline(server).strip() == "listening"
-        with process([sys.executable, "-c", CLIENT, str(port)], stdout=subprocess.PIPE) as client:
-            assert readline(client).strip() == "connected"
-            assert procs.listening_ports([server.pid]) == [port]
-            assert procs.listening_ports([client.pid]) == []
-            found = procs.listeners_on([port])
-            assert [(li.port, li.pid) for li in found] == [(port, server.pid)]
-            assert "-c" in found[0].command
-            gone = procs.kill_listeners(found, grace=2)
-            assert [li.pid for li in gone] == [server.pid]
-            assert server.wait(timeout=5) == -signal.SIGTERM
-            assert client.poll() is None
 
 
 def test_tree_rss_by_group_sums_the_whole_group() -> None:

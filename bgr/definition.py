@@ -1,0 +1,127 @@
+"""The definition a start stores: a request merged into the stored row, validated before anything runs.
+
+Every check that can fail is made here, before a running instance is stopped: a ``--force`` start
+must never kill the old instance and then fail to launch the new one. Also the bounded event
+history each row keeps (``with_event``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bgr import home
+from bgr.errors import UsageError
+from bgr.models import ProcessRecord, StartRequest
+from bgr.store import EVENTS_KEPT
+
+TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import Any
+
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def with_event(record: ProcessRecord | None, kind: str, detail: str = "") -> list[dict[str, Any]]:
+    """The record's event history with one more entry, trimmed to the newest ``EVENTS_KEPT``."""
+    old = record.events if record else []
+    return [*old, {"at": time.time(), "event": kind, "detail": detail}][-EVENTS_KEPT:]
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())
+
+
+def _check_directory(directory: str) -> None:
+    if not Path(directory).is_dir():
+        raise UsageError(f"directory {directory} does not exist; create it or pass --directory")
+
+
+def _check_env(env: dict[str, str]) -> None:
+    for key in env:
+        if not ENV_KEY.fullmatch(key):
+            raise UsageError(f"invalid environment variable name {key!r} in --env")
+
+
+def _load_config(directory: str, explicit: str | None) -> tuple[str | None, dict[str, str]]:
+    from bgr import config
+
+    path = config.resolve_config(Path(directory), explicit)
+    if path is None:
+        return None, {}
+    return (str(path) if explicit else None), config.load_env(path)
+
+
+def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
+    """Merge a request into the stored definition (new values win) and validate everything."""
+    name = home.validate_name(req.name)
+    group = req.group
+    if group is not None:
+        group = home.validate_name(group, "group")
+    _check_env(req.env)
+    if existing is None:
+        command = req.command
+        if command is None:
+            raise UsageError(f"no process named {name!r}; give --command to start a new one")
+        directory = _absolute(req.directory) if req.directory else os.getcwd()
+        out_default, err_default = home.default_log_paths(name)
+        record = ProcessRecord(
+            name=name,
+            directory=directory,
+            command=command,
+            stdout=_absolute(req.stdout) if req.stdout else str(out_default),
+            stderr=_absolute(req.stderr) if req.stderr else str(err_default),
+            group=group,
+            env=dict(req.env),
+            fetch=bool(req.fetch),
+            search_path=os.environ.get("PATH"),
+        )
+    else:
+        record = replace(
+            existing,
+            command=req.command if req.command is not None else existing.command,
+            directory=_absolute(req.directory) if req.directory else existing.directory,
+            stdout=_absolute(req.stdout) if req.stdout else existing.stdout,
+            stderr=_absolute(req.stderr) if req.stderr else existing.stderr,
+            group=group if group is not None else existing.group,
+            env={**existing.env, **req.env},
+            fetch=existing.fetch if req.fetch is None else req.fetch,
+            search_path=os.environ.get("PATH") or existing.search_path,
+        )
+    if not record.command.strip():
+        raise UsageError('the command is empty; pass --command "what to run"')
+    _check_text(record)
+    _check_directory(record.directory)
+    # Checked here, before anything is stopped: a --force start must not kill the running instance
+    # and then fail to launch the new one.
+    check_log_directories(record)
+    explicit = _absolute(req.config) if req.config else record.config_path
+    config_path, config_env = _load_config(record.directory, explicit)
+    return replace(record, config_path=config_path, config_env=config_env)
+
+
+def _check_text(record: ProcessRecord) -> None:
+    """Refuse bytes that are not UTF-8 (they reach us as surrogate escapes): the registry stores
+    text, and writing the row would otherwise fail only after the process was spawned."""
+    fields = {
+        "command": record.command,
+        "directory": record.directory,
+        "stdout path": record.stdout,
+        "stderr path": record.stderr,
+        "PATH": record.search_path or "",
+    }
+    for what, value in fields.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise UsageError(f"the {what} {value!r} is not valid UTF-8; bgr stores it as text") from None
+
+
+def check_log_directories(record: ProcessRecord) -> None:
+    """Refuse log paths whose directory does not exist (the child could not open them)."""
+    for path in {record.stdout, record.stderr}:
+        if not Path(path).parent.is_dir():
+            raise UsageError(f"log directory {Path(path).parent} does not exist; create it first")

@@ -1,0 +1,107 @@
+"""Read-only queries: the status and live figures of one process or of all, and where its logs are.
+
+Status is derived, never stored: running while the instance lives (its leader, or processes of its
+group carrying its marker); otherwise stopped when the user said so, else what the guard decided
+(backoff, fatal) or how it ended (exited, crashed). Listing is the hot path (scripts poll it): this
+module imports none of the spawn, lock and stop machinery, and psutil only for one process's ports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bgr import home, procs
+from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
+from bgr.store import open_registry
+
+
+def is_running(record: ProcessRecord) -> bool:
+    """True while the record's instance lives: its leader, or marked processes in its group."""
+    return procs.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
+
+
+def _status(record: ProcessRecord, alive: bool) -> Status:
+    if alive:
+        return Status.RUNNING
+    if record.desired is Desired.STOPPED:
+        return Status.STOPPED
+    phase = record.guard.get("phase")
+    if phase == "fatal":
+        return Status.FATAL
+    if phase == "backoff":
+        return Status.BACKOFF
+    return Status.EXITED if record.exit_code == 0 else Status.CRASHED
+
+
+def inspect(record: ProcessRecord, *, details: bool = False) -> ProcessInfo:
+    """Status and live figures for one record."""
+    alive = is_running(record)
+    info = ProcessInfo(record=record, status=_status(record, alive), exit_code=record.exit_code)
+    if not alive:
+        return info
+    if procs.LINUX and record.pgid is not None:
+        rss, cpu = procs.tree_rss_by_group([record.pgid]).get(record.pgid, (0, 0))
+        memory: int | None = rss
+    else:
+        memory, cpu = (procs.tree_rss(record.pid) if record.pid else None), 0
+    if not details:
+        return replace(info, memory_rss=memory)
+    from bgr import ports  # psutil, and the stopper's target search: only for details
+
+    pids = ports.instance_pids(record.pid, record.pgid, record.start_token, record.instance)
+    uptime = time.time() - (record.started_at or time.time())
+    cpu_percent = 100.0 * cpu / procs.clock_ticks() / uptime if procs.LINUX and uptime > 0 else None
+    return replace(info, memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(ports.listening_ports(pids)))
+
+
+def get(name: str, *, db: str | None = None, details: bool = True) -> ProcessInfo:
+    """Everything known about one process: status, identity, figures, ports."""
+    name = home.validate_name(name)
+    with open_registry(db) as reg:
+        return inspect(reg.require(name), details=details)
+
+
+def list_processes(*, db: str | None = None, group: str | None = None) -> list[ProcessInfo]:
+    """Every registered process (or one group's), with status and memory, sorted by name."""
+    with open_registry(db) as reg:
+        records = reg.all(group)
+    alive = {r.name: is_running(r) for r in records}
+    usage = procs.tree_rss_by_group(r.pgid for r in records if alive[r.name] and r.pgid)
+    infos = []
+    for record in records:
+        info = ProcessInfo(
+            record=record, status=_status(record, alive[record.name]), exit_code=record.exit_code
+        )
+        if alive[record.name]:
+            if procs.LINUX:
+                info = replace(info, memory_rss=usage.get(record.pgid or 0, (None, 0))[0])
+            elif record.pid:
+                info = replace(info, memory_rss=procs.tree_rss(record.pid))
+        infos.append(info)
+    return infos
+
+
+def log_paths(name: str, *, db: str | None = None, stream: str = "both") -> list[tuple[str, Path]]:
+    """The log files of one process: ``[("stdout", path), ("stderr", path)]`` or one of them."""
+    name = home.validate_name(name)
+    with open_registry(db) as reg:
+        record = reg.require(name)
+    chosen = []
+    if stream in ("both", "stdout"):
+        chosen.append(("stdout", Path(record.stdout)))
+    if stream in ("both", "stderr") and (record.stderr != record.stdout or stream == "stderr"):
+        chosen.append(("stderr", Path(record.stderr)))
+    return chosen
+
+
+def logs(
+    name: str, *, db: str | None = None, stream: str = "both", lines: int | None = None
+) -> dict[str, str]:
+    """The last ``lines`` lines (all when None) of a process's logs, per stream, decoded leniently."""
+    from bgr import logfiles
+
+    return {
+        label: "".join(logfiles.tail(path, lines)) for label, path in log_paths(name, db=db, stream=stream)
+    }

@@ -1,0 +1,155 @@
+"""Use cases that take processes down: stop, delete, clean, nuke.
+
+A stop first records desired=stopped (so the guard leaves the name alone), then stops every live
+instance at once, one grace period for all, and books the result only where the row still
+describes the instance it stopped: a start that got in meanwhile keeps its own row and logs.
+``delete``, ``clean`` and ``nuke`` also forget the rows and remove the logs bgr kept in the state
+directory. ``stop_records`` is also how a start replaces a running instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from bgr import home, procs, stopper
+from bgr.definition import with_event
+from bgr.locks import name_lock
+from bgr.models import Desired, ProcessRecord, StopResult
+from bgr.status import is_running
+from bgr.store import Registry, open_registry
+
+DEFAULT_GRACE = 5.0
+
+
+def stop_records(records: list[ProcessRecord], grace: float) -> list[StopResult]:
+    """Stop every live instance in ``records`` at once: one grace period for all of them."""
+    marked = procs.marked_pids(r.instance for r in records if r.instance)
+    targets = [stopper.collect_targets(r.pid, r.pgid, r.start_token, r.instance, marked) for r in records]
+    live = [i for i, t in enumerate(targets) if t.members]
+    killed, leftover = stopper.stop_targets([targets[i] for i in live], grace)
+    results = []
+    for index, record in enumerate(records):
+        if index not in live:
+            results.append(StopResult(record.name, was_running=False))
+            continue
+        position = live.index(index)
+        results.append(
+            StopResult(
+                record.name,
+                was_running=True,
+                killed=position in killed,
+                leftover=tuple(leftover.get(position, ())),
+            )
+        )
+    return results
+
+
+def stop(name: str, *, db: str | None = None, grace: float = DEFAULT_GRACE) -> StopResult:
+    """Stop the whole process tree (TERM, grace, KILL) and keep the definition."""
+    return stop_many([name], db=db, grace=grace)[0]
+
+
+def stop_many(
+    names: Iterable[str], *, db: str | None = None, grace: float = DEFAULT_GRACE
+) -> list[StopResult]:
+    """Stop several processes in parallel; the guard will not restart them."""
+    wanted = [home.validate_name(n) for n in names]
+    with open_registry(db) as reg:
+        for name in wanted:
+            reg.require(name)
+        records = _mark_stopped(reg, wanted)
+        results = stop_records(records, grace)
+        now = time.time()
+        for record, result in zip(records, results, strict=True):
+            if result.was_running:
+                # instance=: a start that got in after our stop keeps its own row.
+                reg.update(
+                    record.name,
+                    instance=record.instance,
+                    stopped_at=now,
+                    events=with_event(record, "stopped"),
+                )
+        return results
+
+
+def _mark_stopped(reg: Registry, names: list[str]) -> list[ProcessRecord]:
+    """Set desired=stopped, then pass through each name lock so that a restart already in flight
+    (the guard's) has recorded its instance before we look; return the fresh rows."""
+    with reg.transaction() as conn:
+        conn.executemany(
+            "UPDATE processes SET desired = ? WHERE name = ?",
+            [(Desired.STOPPED.value, n) for n in names],
+        )
+    records = []
+    for name in names:
+        with name_lock(name):
+            record = reg.get(name)
+            if record is not None and record.desired is not Desired.STOPPED:
+                # A restart in flight read the row before our UPDATE and wrote it back whole
+                # (desired=running): say stopped again, now that nobody else holds the name.
+                record = reg.update(name, desired=Desired.STOPPED)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def delete(name: str, *, db: str | None = None, grace: float = DEFAULT_GRACE) -> StopResult:
+    """Stop the process tree, forget the definition and remove its logs in the state directory."""
+    return delete_many([name], db=db, grace=grace)[0]
+
+
+def delete_many(
+    names: Iterable[str], *, db: str | None = None, grace: float = DEFAULT_GRACE
+) -> list[StopResult]:
+    wanted = [home.validate_name(n) for n in names]
+    with open_registry(db) as reg:
+        for name in wanted:
+            reg.require(name)
+        records = _mark_stopped(reg, wanted)
+        results = stop_records(records, grace)
+        for record in records:
+            with name_lock(record.name):
+                current = reg.get(record.name)
+                # A start that got in after our stop owns the row (and the log paths) now.
+                if current is None or current.instance != record.instance:
+                    continue
+                reg.delete(record.name)
+                _remove_logs(record)
+        return results
+
+
+def _remove_logs(record: ProcessRecord) -> None:
+    # Logs the user placed elsewhere (--stdout/--stderr) are theirs to keep; ours go.
+    state = home.state_dir()
+    for path in {record.stdout, record.stderr}:
+        if Path(path).parent == state:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def clean(*, db: str | None = None) -> list[str]:
+    """Forget every process that is not running (and remove its logs); return their names."""
+    with open_registry(db) as reg:
+        dead = [r.name for r in reg.all() if not is_running(r)]
+    removed = []
+    with open_registry(db) as reg:
+        for name in dead:
+            with name_lock(name):
+                record = reg.get(name)
+                if record is None or is_running(record):
+                    continue
+                reg.delete(name)
+                _remove_logs(record)
+                removed.append(name)
+    return removed
+
+
+def nuke(*, db: str | None = None, grace: float = DEFAULT_GRACE) -> list[StopResult]:
+    """Stop every process (in parallel) and forget all of them."""
+    with open_registry(db) as reg:
+        names = [r.name for r in reg.all()]
+    return delete_many(names, db=db, grace=grace) if names else []
