@@ -104,7 +104,9 @@ def _watch_startup(reg: Registry, record: ProcessRecord, window: float) -> None:
     """Report a child that dies inside the startup window, with its stderr tail; keep the row."""
     if window <= 0 or record.pid is None:
         return
-    code = spawn.wait_exit(record.pid, window)
+    # The window counts from the spawn: recording the row already used part of it.
+    elapsed = time.time() - (record.started_at or time.time())
+    code = spawn.wait_exit(record.pid, min(window, max(0.0, window - elapsed)))
     if code is None:
         return
     reg.update(record.name, instance=record.instance, exit_code=code, stopped_at=time.time())
