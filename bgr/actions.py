@@ -15,9 +15,9 @@ from pathlib import Path
 from bgr import definition, home, spawn, stopper
 from bgr.errors import AlreadyRunning, SpawnError
 from bgr.locks import name_lock
-from bgr.models import Desired, FreedPort, ProcessRecord, StartRequest, StartResult
+from bgr.models import Desired, FreedPort, ProcessInfo, ProcessRecord, StartRequest, StartResult, Status
 from bgr.ports import instance_pids, kill_listeners, listeners_on, listening_ports
-from bgr.status import inspect, is_running
+from bgr.status import is_running
 from bgr.store import Registry, open_registry
 from bgr.teardown import DEFAULT_GRACE, stop_records
 
@@ -173,7 +173,13 @@ def start(
             reason = "started" if existing is None else ("restarted" if running else "started again")
             launched = _launch(reg, replace(record, guard={}), existing, reason=reason, backup_logs=True)
         _watch_startup(reg, launched, startup_window)
-        return StartResult(info=inspect(launched), replaced=running, freed=freed, pulled=pulled)
+        return StartResult(info=_started(launched), replaced=running, freed=freed, pulled=pulled)
+
+
+def _started(record: ProcessRecord) -> ProcessInfo:
+    # It survived the startup window (or it would have raised): running. No /proc scan for figures
+    # nobody prints right after a start (bgr NAME shows them).
+    return ProcessInfo(record=record, status=Status.RUNNING, exit_code=None)
 
 
 def _pull(record: ProcessRecord) -> str:
@@ -222,7 +228,7 @@ def _restart(
                 stop_records([existing], grace)
             launched = _launch(reg, replace(record, guard={}), existing, reason="restarted", backup_logs=True)
         _watch_startup(reg, launched, startup_window)
-        return StartResult(info=inspect(launched), replaced=running, pulled=pulled)
+        return StartResult(info=_started(launched), replaced=running, pulled=pulled)
 
 
 def guard_restart(

@@ -57,12 +57,24 @@ def clock_ticks() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
+def _read_small(path: str) -> bytes:
+    """One read(2) of a small /proc file: a third of the cost of open()/read() through io."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def read_stat(pid: int) -> ProcStat | None:
     """Parse /proc/<pid>/stat (Linux), or None when the process does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
+    data = _read_small(f"/proc/{pid}/stat")
+    if not data:
         return None
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
     fields = data[data.rindex(b")") + 2 :].split()
@@ -160,6 +172,28 @@ def all_stats() -> list[ProcStat]:
             if stat is not None and not stat.dead:
                 result.append(stat)
     return result
+
+
+def descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (children, grandchildren, …) that are still attached to it."""
+    if not LINUX:
+        import psutil
+
+        try:
+            return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+    children: dict[int, list[int]] = {}
+    for stat in all_stats():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.append(child)
+                pending.append(child)
+    return found
 
 
 def marked_pids(instances: Iterable[str]) -> dict[str, list[int]]:

@@ -54,13 +54,9 @@ def collect_targets(
     leader_alive = procs.is_alive(pid, token)
     if leader_alive and pid is not None and token is not None:
         members[pid] = Target(pid, token)
-        with contextlib.suppress(ImportError):
-            import psutil
-
-            # Children that scrubbed their environment but are still attached to the leader.
-            with contextlib.suppress(psutil.Error):
-                for child in psutil.Process(pid).children(recursive=True):
-                    add(child.pid)
+        # Children that scrubbed their environment but are still attached to the leader.
+        for child in procs.descendants(pid):
+            add(child)
     for candidate in marked.get(instance or "", []):
         add(candidate)
     # The group is ours to signal only while something we can vouch for is in it: the leader, or a
