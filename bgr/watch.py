@@ -173,6 +173,10 @@ class _Session:
         record = self.tracked
         if record is None:
             self.codes.clear()
+            # Nothing runs, but `bgr --delete` (which stops first, then forgets) still ends us.
+            if self._row() is None:
+                self.over = True
+                yield Gone(self.name)
             return
         self.codes = {pid: code for pid, code in self.codes.items() if pid == record.pid}
         if _alive(record):
