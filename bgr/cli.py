@@ -98,19 +98,6 @@ _DEFINITION = (
 )  # fmt: skip
 
 
-def _check_spelling(argv: Sequence[str]) -> None:
-    """docopt expands unique prefixes (--nu → --nuke); we accept long options only in full."""
-    for token in argv:
-        if token == "--":
-            break
-        if token.startswith("--"):
-            option = token.split("=", 1)[0]
-            if option not in _LONG_OPTIONS:
-                near = sorted(o for o in _LONG_OPTIONS if o.startswith(option))
-                hint = f" (did you mean {' or '.join(near)}? options must be typed in full)" if near else ""
-                raise UsageError(f"unknown option {option}{hint}; see bgr --help")
-
-
 def _list_only(argv: Sequence[str]) -> dict[str, Any] | None:
     """docopt's dict for a plain listing (``bgr``, ``--json``, ``--filter G``, ``--db P``), else None.
 
@@ -142,22 +129,9 @@ def parse(argv: Sequence[str]) -> dict[str, Any]:
     fast = _list_only(argv)
     if fast is not None:
         return fast
-    import re
+    from bgr import argv as cliargs
 
-    from docopt import DocoptExit, docopt
-
-    _check_spelling(argv)
-    try:
-        parsed: dict[str, Any] = dict(docopt(USAGE, argv=list(argv), default_help=False))
-    except DocoptExit as exc:
-        text = str(exc).strip().splitlines()
-        reason = text[0] if text and not text[0].startswith("Usage") else "invalid arguments"
-        if reason.startswith("Warning: found unmatched"):
-            # docopt says "found unmatched (duplicate?) arguments [Option('-x', None, 0, True)]".
-            extra = re.findall(r"(?:Option|Argument)\((?:None, )?'([^']*)'", reason)
-            reason = f"unknown, extra or repeated argument {' '.join(extra) or '(see usage)'}"
-        raise UsageError(f"{reason}; see bgr --help") from None
-    return parsed
+    return cliargs.parse(USAGE, argv, _LONG_OPTIONS, "bgr")
 
 
 def _number(value: str | None, option: str, *, integer: bool = False) -> float | None:

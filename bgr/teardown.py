@@ -57,12 +57,9 @@ def stop_many(
     names: Iterable[str], *, db: str | None = None, grace: float = DEFAULT_GRACE
 ) -> list[StopResult]:
     """Stop several processes in parallel; the guard will not restart them."""
-    wanted = [home.validate_name(n) for n in names]
+    wanted = [home.validate_name(n) for n in names]  # before the registry (and state dir) exist
     with open_registry(db) as reg:
-        for name in wanted:
-            reg.require(name)
-        records = _mark_stopped(reg, wanted)
-        results = stop_records(records, grace)
+        records, results = _stop_named(reg, wanted, grace)
         now = time.time()
         for record, result in zip(records, results, strict=True):
             if result.was_running:
@@ -74,6 +71,16 @@ def stop_many(
                     events=with_event(record, "stopped"),
                 )
         return results
+
+
+def _stop_named(
+    reg: Registry, names: list[str], grace: float
+) -> tuple[list[ProcessRecord], list[StopResult]]:
+    """Check every name first (an unknown one changes nothing), mark them stopped, stop them all."""
+    for name in names:
+        reg.require(name)
+    records = _mark_stopped(reg, names)
+    return records, stop_records(records, grace)
 
 
 def _mark_stopped(reg: Registry, names: list[str]) -> list[ProcessRecord]:
@@ -105,12 +112,10 @@ def delete(name: str, *, db: str | None = None, grace: float = DEFAULT_GRACE) ->
 def delete_many(
     names: Iterable[str], *, db: str | None = None, grace: float = DEFAULT_GRACE
 ) -> list[StopResult]:
-    wanted = [home.validate_name(n) for n in names]
+    """Stop several processes in parallel and forget them (and their logs in the state directory)."""
+    wanted = [home.validate_name(n) for n in names]  # before the registry (and state dir) exist
     with open_registry(db) as reg:
-        for name in wanted:
-            reg.require(name)
-        records = _mark_stopped(reg, wanted)
-        results = stop_records(records, grace)
+        records, results = _stop_named(reg, wanted, grace)
         for record in records:
             with name_lock(record.name):
                 current = reg.get(record.name)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from bgr import __version__, home
+from bgr import argv as cliargs
 from bgr.errors import BgrError, UsageError
 from guard import options as opts
 from guard.policy import PolicyConfig
@@ -65,39 +65,20 @@ _LONG_OPTIONS = frozenset(
 )  # fmt: skip
 
 
-def _check_spelling(argv: Sequence[str]) -> None:
-    """docopt expands unique prefixes (--al → --all); long options must be typed in full."""
-    for token in argv:
-        if token == "--":
-            break
-        if token.startswith("--"):
-            option = token.split("=", 1)[0]
-            if option not in _LONG_OPTIONS:
-                near = sorted(o for o in _LONG_OPTIONS if o.startswith(option))
-                hint = f" (did you mean {' or '.join(near)}? options must be typed in full)" if near else ""
-                raise UsageError(f"unknown option {option}{hint}; see bgr-guard --help")
-
-
 def parse(argv: Sequence[str]) -> dict[str, Any]:
     """argv → docopt's dict, with clean one-line errors instead of docopt's."""
-    from docopt import DocoptExit, docopt
-
-    _check_spelling(argv)
+    cliargs.check_spelling(argv, _LONG_OPTIONS, "bgr-guard")
     if not any(a == "--all" or a.startswith("--group") or not a.startswith("-") for a in argv):
         raise UsageError("what to guard? give NAME, --all or --group GROUP; see bgr-guard --help")
-    try:
-        parsed: dict[str, Any] = dict(docopt(USAGE, argv=list(argv), default_help=False))
-    except DocoptExit as exc:
-        text = str(exc).strip().splitlines()
-        reason = text[0] if text and not text[0].startswith("Usage") else "invalid arguments"
-        # docopt's "found unmatched (duplicate?) arguments [Argument(None, 'x'), Option(...)]"
-        extra = re.findall(r"Argument\(None, '([^']*)'\)", reason)
-        if re.search(r"Option\(", reason):
-            reason = "NAME, --all and --group exclude each other: give one of them"
-        elif extra:
-            reason = f"unexpected argument {' '.join(extra)!r} (one NAME, then one INTERVAL)"
-        raise UsageError(f"{reason}; see bgr-guard --help") from None
-    return parsed
+    return cliargs.parse(USAGE, argv, _LONG_OPTIONS, "bgr-guard", explain_unmatched=_explain_unmatched)
+
+
+def _explain_unmatched(reason: str) -> str:
+    # docopt's "found unmatched (duplicate?) arguments [Argument(None, 'x'), Option(...)]"
+    if "Option(" in reason:
+        return "NAME, --all and --group exclude each other: give one of them"
+    extra = cliargs.unmatched_names(reason)
+    return f"unexpected argument {' '.join(extra)!r} (one NAME, then one INTERVAL)" if extra else reason
 
 
 def _duration(value: str | None, option: str) -> float | None:
