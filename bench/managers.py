@@ -342,10 +342,10 @@ class Bgr(Manager):
                         started_at=now - 3600,
                         stopped_at=now - 60,
                         exit_code=143,
-                        events=[
+                        events=(
                             {"at": now - 3600, "event": "started", "detail": f"pid {pid}"},
                             {"at": now - 60, "event": "stopped", "detail": ""},
-                        ],
+                        ),
                     )
                 )
         return (

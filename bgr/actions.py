@@ -9,7 +9,6 @@ stopping and forgetting are in ``teardown``, the read-only queries in ``status``
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from bgr import definition, home, spawn, stopper
@@ -64,8 +63,7 @@ def _launch(
         search_path=record.search_path,
         group=record.group,
     )
-    launched = replace(
-        record,
+    launched = record._replace(
         desired=Desired.RUNNING,
         pid=started.pid,
         pgid=started.pgid,
@@ -171,7 +169,7 @@ def start(
                 stop_records([existing], grace)
             freed = _free_ports(ports, grace) if request.force else ()
             reason = "started" if existing is None else ("restarted" if running else "started again")
-            launched = _launch(reg, replace(record, guard={}), existing, reason=reason, backup_logs=True)
+            launched = _launch(reg, record._replace(guard={}), existing, reason=reason, backup_logs=True)
         _watch_startup(reg, launched, startup_window)
         return StartResult(info=_started(launched), replaced=running, freed=freed, pulled=pulled)
 
@@ -226,7 +224,7 @@ def _restart(
             running = is_running(existing)
             if running:
                 stop_records([existing], grace)
-            launched = _launch(reg, replace(record, guard={}), existing, reason="restarted", backup_logs=True)
+            launched = _launch(reg, record._replace(guard={}), existing, reason="restarted", backup_logs=True)
         _watch_startup(reg, launched, startup_window)
         return StartResult(info=_started(launched), replaced=running, pulled=pulled)
 
@@ -251,7 +249,7 @@ def guard_restart(
             return None
         return _launch(
             reg,
-            replace(current, guard=guard_state),
+            current._replace(guard=guard_state),
             current,
             reason="restarted by guard",
             backup_logs=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 
 from bgr import home
@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def with_event(record: ProcessRecord | None, kind: str, detail: str = "") -> list[dict[str, Any]]:
+def with_event(record: ProcessRecord | None, kind: str, detail: str = "") -> tuple[Mapping[str, Any], ...]:
     """The record's event history with one more entry, trimmed to the newest ``EVENTS_KEPT``."""
-    old = record.events if record else []
-    return [*old, {"at": time.time(), "event": kind, "detail": detail}][-EVENTS_KEPT:]
+    old = record.events if record else ()
+    return (*old, {"at": time.time(), "event": kind, "detail": detail})[-EVENTS_KEPT:]
 
 
 def _absolute(path: str) -> str:
@@ -40,7 +40,7 @@ def _check_directory(directory: str) -> None:
         raise UsageError(f"directory {directory} does not exist; create it or pass --directory")
 
 
-def _check_env(env: dict[str, str]) -> None:
+def _check_env(env: Mapping[str, str]) -> None:
     for key in env:
         if not ENV_KEY.fullmatch(key):
             raise UsageError(f"invalid environment variable name {key!r} in --env")
@@ -80,8 +80,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
             search_path=os.environ.get("PATH"),
         )
     else:
-        record = replace(
-            existing,
+        record = existing._replace(
             command=req.command if req.command is not None else existing.command,
             directory=_absolute(req.directory) if req.directory else existing.directory,
             stdout=_absolute(req.stdout) if req.stdout else existing.stdout,
@@ -100,7 +99,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
     check_log_directories(record)
     explicit = _absolute(req.config) if req.config else record.config_path
     config_path, config_env = _load_config(record.directory, explicit)
-    return replace(record, config_path=config_path, config_env=config_env)
+    return record._replace(config_path=config_path, config_env=config_env)
 
 
 def _check_text(record: ProcessRecord) -> None:

@@ -15,14 +15,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 LINUX = sys.platform.startswith("linux")
 
 
-@dataclass(frozen=True, slots=True)
-class ProcStat:
+class ProcStat(NamedTuple):
     """The fields of /proc/<pid>/stat that bgr needs."""
 
     pid: int

@@ -88,14 +88,14 @@ def as_dict(info: ProcessInfo, *, show_env: bool = False, details: bool = False)
         "config": record.config_path,
         "fetch": record.fetch,
         "env_keys": sorted(env),
-        "guard": record.guard,
+        "guard": dict(record.guard),
     }
     if show_env:
         data["env"] = env
     if details:
         data["cpu_percent"] = info.cpu_percent
         data["ports"] = list(info.ports)
-        data["events"] = record.events
+        data["events"] = [dict(event) for event in record.events]
     return data
 
 

@@ -9,7 +9,6 @@ module imports none of the spawn, lock and stop machinery, and psutil only for o
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from bgr import home, procs
@@ -47,13 +46,13 @@ def inspect(record: ProcessRecord, *, details: bool = False) -> ProcessInfo:
     else:
         memory, cpu = (procs.tree_rss(record.pid) if record.pid else None), 0
     if not details:
-        return replace(info, memory_rss=memory)
+        return info._replace(memory_rss=memory)
     from bgr import ports  # psutil, and the stopper's target search: only for details
 
     pids = ports.instance_pids(record.pid, record.pgid, record.start_token, record.instance)
     uptime = time.time() - (record.started_at or time.time())
     cpu_percent = 100.0 * cpu / procs.clock_ticks() / uptime if procs.LINUX and uptime > 0 else None
-    return replace(info, memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(ports.listening_ports(pids)))
+    return info._replace(memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(ports.listening_ports(pids)))
 
 
 def get(name: str, *, db: str | None = None, details: bool = True) -> ProcessInfo:
@@ -76,9 +75,9 @@ def list_processes(*, db: str | None = None, group: str | None = None) -> list[P
         )
         if alive[record.name]:
             if procs.LINUX:
-                info = replace(info, memory_rss=usage.get(record.pgid or 0, (None, 0))[0])
+                info = info._replace(memory_rss=usage.get(record.pgid or 0, (None, 0))[0])
             elif record.pid:
-                info = replace(info, memory_rss=procs.tree_rss(record.pid))
+                info = info._replace(memory_rss=procs.tree_rss(record.pid))
         infos.append(info)
     return infos
 

@@ -14,7 +14,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import fields, replace
 from pathlib import Path
 
 from bgr import home
@@ -60,7 +59,7 @@ CREATE INDEX IF NOT EXISTS processes_group ON processes ("group");
 """
 
 _JSON_FIELDS = frozenset({"env", "config_env", "guard", "events"})
-_COLUMNS = tuple(f.name for f in fields(ProcessRecord))
+_COLUMNS = ProcessRecord._fields
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 
 
@@ -69,7 +68,8 @@ def _to_row(record: ProcessRecord) -> tuple[Any, ...]:
     for column in _COLUMNS:
         value = getattr(record, column)
         if column in _JSON_FIELDS:
-            value = json.dumps(value, separators=(",", ":"))
+            # Records hold read-only views (MappingProxyType, tuples); JSON wants dicts and lists.
+            value = json.dumps(list(value) if column == "events" else dict(value), separators=(",", ":"))
         elif isinstance(value, bool):
             value = int(value)
         values.append(value)
@@ -80,6 +80,7 @@ def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> ProcessRecord:
     data: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
     for column in _JSON_FIELDS:
         data[column] = json.loads(data[column])
+    data["events"] = tuple(data["events"])
     data["fetch"] = bool(data["fetch"])
     data["desired"] = Desired(data["desired"])
     return ProcessRecord(**data)
@@ -218,7 +219,7 @@ class Registry:
     def put(self, record: ProcessRecord) -> ProcessRecord:
         """Insert or replace the whole row."""
         now = time.time()
-        record = replace(record, created_at=record.created_at or now, updated_at=now)
+        record = record._replace(created_at=record.created_at or now, updated_at=now)
         marks = ", ".join("?" for _ in _COLUMNS)
         with self.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO processes ({_QUOTED}) VALUES ({marks})", _to_row(record))
@@ -237,7 +238,7 @@ class Registry:
             current = _from_row(rows[0])
             if instance is not None and current.instance != instance:
                 return None
-            updated = replace(current, **changes, updated_at=time.time())
+            updated = current._replace(**changes, updated_at=time.time())
             assignments = ", ".join(f'"{c}" = ?' for c in _COLUMNS)
             conn.execute(f"UPDATE processes SET {assignments} WHERE name = ?", (*_to_row(updated), name))
         return updated

@@ -15,7 +15,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from bgr import actions, home, logfiles, procs, spawn, teardown
@@ -148,7 +148,7 @@ class _Session:
             if changes:
                 result = actions.restart(self.name, db=self.db, grace=self.grace)
             else:
-                request = replace(self.request, force=True)
+                request = self.request._replace(force=True)
                 result = actions.start(request, db=self.db, grace=self.grace)
         except NotFound:
             if not changes:
@@ -250,7 +250,7 @@ def run(
         if logs is not None:
             follower = LogFollower(_log_files(logs, stdout, stderr), inbox, lines)
             yield from _grouped(follower.tail)
-        session = _Session(replace(request, name=name), db, grace)
+        session = _Session(request._replace(name=name), db, grace)
         yield from session.start(())
         yield from _loop(session, inbox, Debouncer(debounce), stop, clock)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ def record(name: str = "web", **changes: object) -> ProcessRecord:
         stdout=f"/tmp/{name}-out.txt",
         stderr=f"/tmp/{name}-err.txt",
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 def test_round_trip_keeps_every_field_and_env_values_losslessly() -> None:
@@ -43,7 +42,7 @@ def test_round_trip_keeps_every_field_and_env_values_losslessly() -> None:
         exit_code=137,
         restarts=4,
         guard={"phase": "backoff", "failures": [1, 2]},
-        events=[{"at": 1.0, "event": "started", "detail": "pid 123"}],
+        events=({"at": 1.0, "event": "started", "detail": "pid 123"},),
     )
     with store.open_registry() as reg:
         stored = reg.put(original)
@@ -212,3 +211,19 @@ def test_db_path_default_db_name_and_explicit(
         monkeypatch.setenv("DB_NAME", bad)
         with pytest.raises(InvalidName):
             home.db_path()
+
+
+def test_a_record_built_with_defaults_renders_as_json_and_round_trips(bgr_home: Path) -> None:
+    """The read-only defaults (MappingProxyType, tuples) must serialise like the dicts they stand for."""
+    import json
+
+    from bgr import render
+    from bgr.models import ProcessInfo, ProcessRecord, Status
+
+    fresh = ProcessRecord(name="n", directory="/", command="true", stdout="/o", stderr="/e")
+    shown = json.loads(render.to_json(render.as_dict(ProcessInfo(fresh, Status.STOPPED, None), details=True)))
+    assert shown["guard"] == {} and shown["events"] == [] and shown["env_keys"] == []
+    with store.open_registry() as reg:
+        reg.put(fresh)
+        again = reg.require("n")
+    assert again.env == {} and again.guard == {} and again.events == ()
