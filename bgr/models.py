@@ -1,11 +1,13 @@
 """Pure data: what the registry stores about a process and what bgr reports about it.
 
-These are ``NamedTuple``s rather than frozen dataclasses on purpose: they sit on the path of every
-``bgr``/``bgr --json`` call, and importing ``dataclasses`` (which imports ``inspect``) plus generating
-seven frozen slotted classes cost ~10 ms of a ~50 ms listing, measured with ``-X importtime``. They are
-just as immutable and typed; change one with ``record._replace(field=value)``. Their mapping and
-sequence fields are typed read-only (``Mapping``, ``tuple``) so that no code can change a value in
-place, which would otherwise leak through a shared default.
+These are ``NamedTuple``s rather than frozen dataclasses on purpose, as are the small records of
+``procs``, ``spawn``, ``stopper`` and ``ports``: they sit on the path of every ``bgr`` call, and
+importing ``dataclasses`` (which imports ``inspect``) plus generating the frozen slotted classes cost
+~10 ms of a ~50 ms ``bgr --json`` here, measured with ``-X importtime``. Code off those paths (the
+guard, ``--watch``, log rotation) keeps dataclasses. NamedTuples are just as immutable and typed;
+change one with ``record._replace(field=value)``. Their mapping and sequence fields are typed
+read-only (``Mapping``, ``tuple``) so that no code can change a value in place, which would
+otherwise leak through a shared default.
 """
 
 from __future__ import annotations

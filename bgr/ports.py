@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bgr import procs, stopper
 
@@ -47,8 +47,7 @@ def instance_pids(pid: int | None, pgid: int | None, token: str | None, instance
     return sorted(pids)
 
 
-@dataclass(frozen=True, slots=True)
-class Listener:
+class Listener(NamedTuple):
     """A process of the current user listening on a port."""
 
     port: int

@@ -13,8 +13,8 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from bgr import home, procs
 from bgr.errors import SpawnError
@@ -37,8 +37,7 @@ MARKER_KEYS = ("BGR_NAME", "BGR_INSTANCE")
 _spawned: set[int] = set()
 
 
-@dataclass(frozen=True, slots=True)
-class Spawned:
+class Spawned(NamedTuple):
     """The identity of a freshly started instance."""
 
     pid: int

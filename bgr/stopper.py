@@ -13,23 +13,21 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bgr import procs
 
 _POLL_SECONDS = 0.01
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """One process being stopped, pinned by its start token."""
 
     pid: int
     token: str
 
 
-@dataclass(frozen=True, slots=True)
-class StopTarget:
+class StopTarget(NamedTuple):
     """Everything that belongs to one instance: its process group and its marked processes."""
 
     pgid: int | None
