@@ -97,6 +97,13 @@ def _translate(exc: sqlite3.Error, path: Path) -> RegistryError:
             f"registry {path} is corrupt or not a bgr database ({text}); move it away to start a fresh one"
         )
     if "unable to open" in text:
+        # os.access also says no for root on a read-only mount (EROFS), unlike the mode bits.
+        writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+        if path.parent.is_dir() and not writable:
+            return RegistryError(
+                f"registry {path} is read-only (its file or directory cannot be written: permissions or "
+                "a read-only mount); fix that or use --db"
+            )
         return RegistryError(f"cannot open registry {path}; check that its directory exists")
     return RegistryError(f"registry {path}: {text}")
 
@@ -184,14 +191,19 @@ class Registry:
             raise _translate(exc, self.path) from exc
         try:
             yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._conn.execute("ROLLBACK")
+            # A write inside the block (read-only file, full disk) is the registry's fault, not a bug.
+            self._rollback()
             raise _translate(exc, self.path) from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # After some errors SQLite has already rolled back: a second ROLLBACK must not mask the first.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:

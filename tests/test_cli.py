@@ -933,19 +933,46 @@ def test_locked_registry_is_one_line_and_starts_nothing(
     assert managed("known") == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions: cannot make it read-only")
+def _read_only_mount_works() -> bool:
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
+    ) if shutil.which("unshare") else None  # fmt: skip
+    return probe is not None and probe.returncode == 0
+
+
 def test_read_only_registry_is_one_line(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mode bits do not stop root, so as root the state directory is bind-mounted read-only in a
+    private mount namespace (`unshare -m`); as another user, chmod does the job."""
     before = registry_snapshot(populated)
-    populated.chmod(0o400)
-    populated.parent.chmod(0o500)
-    try:
-        code, _, err = main(capsys, "--name", "n", "--command", "sleep 60")
-    finally:
-        populated.parent.chmod(0o700)
-        populated.chmod(0o600)
-    assert code != 0
-    assert_one_error_line(err)
+    state = populated.parent
+    commands = (["--name", "n", "--command", "sleep 60"], ["known", "--restart"], ["--stop", "known"])
+    if os.geteuid() != 0:
+        populated.chmod(0o400)
+        state.chmod(0o500)
+        try:
+            for argv in commands:
+                code, _, err = main(capsys, *argv)
+                assert code == 7
+                assert_one_error_line(err)
+                assert "read-only" in err.lower()
+        finally:
+            state.chmod(0o700)
+            populated.chmod(0o600)
+    else:
+        if not _read_only_mount_works():
+            pytest.skip("root, and no mount namespace to make the state directory read-only")
+        for argv in commands:
+            script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+            done = subprocess.run(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(state),
+                 sys.executable, "-m", "bgr", *argv],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert done.returncode == 7, done.stderr
+            assert_one_error_line(done.stderr)
+            assert "read-only" in done.stderr.lower()
     assert registry_snapshot(populated) == before
+    assert managed("n") == []
 
 
 def test_bad_input_through_the_real_cli_has_no_traceback(tmp_path: Path) -> None:

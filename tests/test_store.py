@@ -108,7 +108,7 @@ def test_transaction_rolls_back_when_the_block_fails() -> None:
 def test_json_columns_are_checked_by_the_database() -> None:
     with store.open_registry() as reg:
         reg.put(record())
-        with pytest.raises(sqlite3.IntegrityError), reg.transaction() as conn:
+        with pytest.raises(RegistryError, match="CHECK constraint"), reg.transaction() as conn:
             conn.execute("UPDATE processes SET env = 'not json' WHERE name = 'web'")
 
 
