@@ -1,7 +1,7 @@
-"""Where bgr keeps its state: BGR_HOME, else ~/.bgr; the registry, log, backup, lock and exit paths.
+"""Where bgr keeps its state: BGR_HOME, else ~/.bgr; the registry, log, backup and lock paths.
 
 The state directory is created 0700 and refused when it is a symlink or owned by someone else, because
-logs hold secrets and lock/exit files decide which process bgr signals.
+logs hold secrets and the registry decides which processes bgr signals.
 """
 
 from __future__ import annotations
@@ -88,11 +88,6 @@ def backup_dir() -> Path:
 def lock_path(name: str) -> Path:
     """A per-name lock file; names are validated before they get here."""
     return ensure_subdir("locks") / f"{name}.lock"
-
-
-def exit_file(instance: str) -> Path:
-    """Where the spawn wrapper writes the exit status of one instance (keyed by its uuid)."""
-    return state_dir() / "run" / f"{instance}.exit"
 
 
 def open_private(path: Path | str, flags: int) -> int:

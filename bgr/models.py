@@ -75,13 +75,6 @@ class ProcessRecord(NamedTuple):
         return merged
 
 
-class Liveness(NamedTuple):
-    """The result of checking a record's instance against the operating system."""
-
-    alive: bool
-    exit_code: int | None = None  # known only once dead, from the exit file or waitpid
-
-
 class ProcessInfo(NamedTuple):
     """A record plus what is true right now: derived status and, when running, live figures."""
 
