@@ -84,21 +84,16 @@ def _stop_named(
 
 
 def _mark_stopped(reg: Registry, names: list[str]) -> list[ProcessRecord]:
-    """Set desired=stopped, then pass through each name lock so that a restart already in flight
-    (the guard's) has recorded its instance before we look; return the fresh rows."""
-    with reg.transaction() as conn:
-        conn.executemany(
-            "UPDATE processes SET desired = ? WHERE name = ?",
-            [(Desired.STOPPED.value, n) for n in names],
-        )
+    """Say desired=stopped under each name's lock and return the fresh rows.
+
+    The lock is what every (re)start holds around check → spawn → record, so a restart already in
+    flight (the guard's) finishes and records its instance before we write, and none can start
+    after: guard_restart re-reads ``desired`` under the same lock.
+    """
     records = []
     for name in names:
         with name_lock(name):
-            record = reg.get(name)
-            if record is not None and record.desired is not Desired.STOPPED:
-                # A restart in flight read the row before our UPDATE and wrote it back whole
-                # (desired=running): say stopped again, now that nobody else holds the name.
-                record = reg.update(name, desired=Desired.STOPPED)
+            record = reg.update(name, desired=Desired.STOPPED)
         if record is not None:
             records.append(record)
     return records
