@@ -9,7 +9,6 @@ stopping and forgetting are in ``teardown``, the read-only queries in ``status``
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from bgr import definition, home, spawn, stopper
 from bgr.errors import AlreadyRunning, SpawnError
@@ -49,16 +48,16 @@ def _launch(
     if existing is not None and backup_logs:
         from bgr import backups
 
-        backups.move_to_backup(Path(existing.stdout), existing.name, "out")
+        backups.move_to_backup(existing.stdout, existing.name, "out")
         if existing.stderr != existing.stdout:
-            backups.move_to_backup(Path(existing.stderr), existing.name, "err")
+            backups.move_to_backup(existing.stderr, existing.name, "err")
     definition.check_log_directories(record)
     started = spawn.spawn(
         name=record.name,
         command=record.command,
-        directory=Path(record.directory),
-        stdout=Path(record.stdout),
-        stderr=Path(record.stderr),
+        directory=record.directory,
+        stdout=record.stdout,
+        stderr=record.stderr,
         overlay=record.child_env(),
         search_path=record.search_path,
         group=record.group,
@@ -110,7 +109,7 @@ def _watch_startup(reg: Registry, record: ProcessRecord, window: float) -> None:
     reg.update(record.name, instance=record.instance, exit_code=code, stopped_at=time.time())
     from bgr import logfiles
 
-    tail = "".join(logfiles.tail(Path(record.stderr), _TAIL_LINES)).rstrip("\n")
+    tail = "".join(logfiles.tail(record.stderr, _TAIL_LINES)).rstrip("\n")
     if code == 127:
         what = "command not found (exit 127)"
     elif code == 126:
@@ -183,7 +182,7 @@ def _started(record: ProcessRecord) -> ProcessInfo:
 def _pull(record: ProcessRecord) -> str:
     from bgr import git
 
-    return git.pull_if_clean(Path(record.directory)).summary
+    return git.pull_if_clean(record.directory).summary
 
 
 def _instance_pids(record: ProcessRecord) -> list[int]:

@@ -103,7 +103,7 @@ def prune_backups(name: str, stream: str, keep: int) -> list[Path]:
 
 def _reserve_backup(name: str, stream: str, now: float) -> tuple[Path, int]:
     """Create a new, empty, 0600 backup file with a unique name; O_EXCL makes the name ours."""
-    directory = home.backup_dir()
+    directory = Path(home.backup_dir())
     stamp = time.strftime(_STAMP, time.localtime(now))
     # Count on from the highest counter used this second, never re-using a pruned lower one:
     # a re-used name would sort as the oldest backup and be pruned at once.
@@ -126,7 +126,7 @@ def _reserve_backup(name: str, stream: str, now: float) -> tuple[Path, int]:
 
 
 def move_to_backup(
-    path: Path,
+    path: os.PathLike[str] | str,
     name: str,
     stream: str,
     keep: int | None = None,

@@ -13,7 +13,6 @@ from bgr.models import StartRequest
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
 USAGE = """\
@@ -90,43 +89,57 @@ _EMPTY: dict[str, Any] = {
     **{o: False for o in _FLAGS},
     "NAME": None,
 }
-_LIST_FLAGS = frozenset({"--json", "--show-env"})
-_LIST_VALUES = frozenset({"--filter", "--db"})
+_VALUES = frozenset(o for o in _LONG_OPTIONS if o not in _FLAGS and o not in _LISTS)
+_SHORT = {"-c": "--command", "-d": "--directory"}
 _CONTROL = ("--restart", "--stop", "--delete", "--clean", "--nuke")
 _DEFINITION = (
     "--command", "--directory", "--config", "--env", "--group", "--stdout", "--stderr", "--fetch",
 )  # fmt: skip
 
 
-def _list_only(argv: Sequence[str]) -> dict[str, Any] | None:
-    """docopt's dict for a plain listing (``bgr``, ``--json``, ``--filter G``, ``--db P``), else None.
+def _plain_parse(argv: Sequence[str]) -> dict[str, Any] | None:
+    """docopt's dict for argv made only of full options and at most one NAME, else None.
 
-    Listing is the hot path (scripts poll it), and docopt re-parses USAGE on every call: ~7 ms of
-    a 35 ms budget. Anything beyond these four options goes through docopt; a test checks that
-    both give the same dict.
+    docopt re-parses USAGE on every call: ~3 ms to import and ~5 ms to parse, a quarter of a
+    listing or a start here. This covers what people and scripts type (``bgr --json``, ``bgr
+    --name web --command "..."``, ``bgr web --logs --lines 20``); anything else (short options,
+    ``-cCMD``, ``--``, a repeated option, a value that is empty or starts with ``-``, --help) goes through
+    docopt, which also words the errors. A test checks that both give the same dict.
     """
-    found: dict[str, Any] = {}
+    found: dict[str, Any] = {key: [] for key in _LISTS}
     tokens = iter(argv)
     for token in tokens:
-        option, equals, value = token.partition("=")
-        if option in found:
-            return None
-        if option in _LIST_FLAGS and not equals:
-            found[option] = True
-        elif option in _LIST_VALUES:
-            if not equals:
-                value = next(tokens, "")
-            if not value or value.startswith("-"):
+        if not token.startswith("-"):
+            if "NAME" in found:
                 return None
-            found[option] = value
-        else:
+            found["NAME"] = token
+            continue
+        option, equals, value = token.partition("=")
+        if token in _SHORT:
+            option = _SHORT[token]
+        if option in _FLAGS:
+            if equals or option in found or option in ("--help", "--version"):
+                return None
+            found[option] = True
+            continue
+        if option not in _VALUES and option not in _LISTS:
             return None
-    return {**_EMPTY, **{key: [] for key in _LISTS}, **found}
+        if not equals:
+            value = next(tokens, "")
+        if not value or value.startswith("-"):
+            return None
+        if option in _LISTS:
+            found[option].append(value)
+        elif option in found:
+            return None
+        else:
+            found[option] = value
+    return {**_EMPTY, **found}
 
 
 def parse(argv: Sequence[str]) -> dict[str, Any]:
     """argv → docopt's dict, with clean one-line errors instead of docopt's."""
-    fast = _list_only(argv)
+    fast = _plain_parse(argv)
     if fast is not None:
         return fast
     from bgr import argv as cliargs
@@ -391,9 +404,9 @@ def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | Non
     return 0
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 

@@ -11,7 +11,6 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 from bgr import home
 from bgr.errors import UsageError
@@ -31,12 +30,8 @@ def with_event(record: ProcessRecord | None, kind: str, detail: str = "") -> tup
     return (*old, {"at": time.time(), "event": kind, "detail": detail})[-EVENTS_KEPT:]
 
 
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().absolute())
-
-
 def _check_directory(directory: str) -> None:
-    if not Path(directory).is_dir():
+    if not os.path.isdir(directory):
         raise UsageError(f"directory {directory} does not exist; create it or pass --directory")
 
 
@@ -49,7 +44,7 @@ def _check_env(env: Mapping[str, str]) -> None:
 def _load_config(directory: str, explicit: str | None) -> tuple[str | None, dict[str, str]]:
     from bgr import config
 
-    path = config.resolve_config(Path(directory), explicit)
+    path = config.resolve_config(directory, explicit)
     if path is None:
         return None, {}
     return (str(path) if explicit else None), config.load_env(path)
@@ -66,14 +61,14 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
         command = req.command
         if command is None:
             raise UsageError(f"no process named {name!r}; give --command to start a new one")
-        directory = _absolute(req.directory) if req.directory else os.getcwd()
+        directory = home.absolute(req.directory) if req.directory else os.getcwd()
         out_default, err_default = home.default_log_paths(name)
         record = ProcessRecord(
             name=name,
             directory=directory,
             command=command,
-            stdout=_absolute(req.stdout) if req.stdout else str(out_default),
-            stderr=_absolute(req.stderr) if req.stderr else str(err_default),
+            stdout=home.absolute(req.stdout) if req.stdout else str(out_default),
+            stderr=home.absolute(req.stderr) if req.stderr else str(err_default),
             group=group,
             env=dict(req.env),
             fetch=bool(req.fetch),
@@ -82,9 +77,9 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
     else:
         record = existing._replace(
             command=req.command if req.command is not None else existing.command,
-            directory=_absolute(req.directory) if req.directory else existing.directory,
-            stdout=_absolute(req.stdout) if req.stdout else existing.stdout,
-            stderr=_absolute(req.stderr) if req.stderr else existing.stderr,
+            directory=home.absolute(req.directory) if req.directory else existing.directory,
+            stdout=home.absolute(req.stdout) if req.stdout else existing.stdout,
+            stderr=home.absolute(req.stderr) if req.stderr else existing.stderr,
             group=group if group is not None else existing.group,
             env={**existing.env, **req.env},
             fetch=existing.fetch if req.fetch is None else req.fetch,
@@ -97,7 +92,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
     # Checked here, before anything is stopped: a --force start must not kill the running instance
     # and then fail to launch the new one.
     check_log_directories(record)
-    explicit = _absolute(req.config) if req.config else record.config_path
+    explicit = home.absolute(req.config) if req.config else record.config_path
     config_path, config_env = _load_config(record.directory, explicit)
     return record._replace(config_path=config_path, config_env=config_env)
 
@@ -122,5 +117,6 @@ def _check_text(record: ProcessRecord) -> None:
 def check_log_directories(record: ProcessRecord) -> None:
     """Refuse log paths whose directory does not exist (the child could not open them)."""
     for path in {record.stdout, record.stderr}:
-        if not Path(path).parent.is_dir():
-            raise UsageError(f"log directory {Path(path).parent} does not exist; create it first")
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise UsageError(f"log directory {parent} does not exist; create it first")

@@ -110,7 +110,7 @@ class _Git:
         )
 
 
-def pull_if_clean(directory: Path, timeout: float = 60.0) -> PullResult:
+def pull_if_clean(directory: os.PathLike[str] | str, timeout: float = 60.0) -> PullResult:
     """Fetch the current branch's upstream and fast-forward to it, if the working tree is clean.
 
     Untracked files do not count as changes. Raises GitError when ``directory`` is not a git
@@ -118,6 +118,7 @@ def pull_if_clean(directory: Path, timeout: float = 60.0) -> PullResult:
     diverged from its upstream, or the fetch fails or exceeds ``timeout`` seconds (all commands
     together). Nothing is ever reset, stashed or merged with a merge commit.
     """
+    directory = Path(directory)
     try:
         import git
     except ImportError as exc:

@@ -61,7 +61,7 @@ def parse_size(text: str) -> int:
 # reading
 
 
-def tail(path: Path, lines: int | None, *, end: int | None = None) -> Iterator[str]:
+def tail(path: os.PathLike[str] | str, lines: int | None, *, end: int | None = None) -> Iterator[str]:
     """Yield the text of the last ``lines`` lines of ``path`` (all of it when ``lines`` is None).
 
     With ``end``, only the first ``end`` bytes count: ``follow(..., start=...)`` then continues at
@@ -170,7 +170,7 @@ class _Followed:
 
 
 def follow(
-    paths: Sequence[tuple[str, Path]],
+    paths: Sequence[tuple[str, os.PathLike[str] | str]],
     stop: threading.Event,
     poll_interval: float = 0.1,
     *,

@@ -1,11 +1,12 @@
 """Pure data: what the registry stores about a process and what bgr reports about it.
 
-These are ``NamedTuple``s rather than frozen dataclasses on purpose, as are the small records of
-``procs``, ``spawn``, ``stopper`` and ``ports``: they sit on the path of every ``bgr`` call, and
-importing ``dataclasses`` (which imports ``inspect``) plus generating the frozen slotted classes cost
-~10 ms of a ~50 ms ``bgr --json`` here, measured with ``-X importtime``. Code off those paths (the
-guard, ``--watch``, log rotation) keeps dataclasses. NamedTuples are just as immutable and typed;
-change one with ``record._replace(field=value)``. Their mapping and sequence fields are typed
+These are named tuples (``bgr.record.Record``, typed as ``typing.NamedTuple``) rather than frozen
+dataclasses on purpose, as are the small records of ``procs``, ``spawn``, ``stopper`` and ``ports``:
+they sit on the path of every ``bgr`` call, and importing ``dataclasses`` (which imports ``inspect``)
+plus generating the frozen slotted classes cost ~10 ms of a ~50 ms ``bgr --json`` here, measured
+with ``-X importtime``. Code off those paths (the guard, ``--watch``, log rotation) keeps
+dataclasses. Named tuples are just as immutable and typed; change one with
+``record._replace(field=value)``. Their mapping and sequence fields are typed
 read-only (``Mapping``, ``tuple``) so that no code can change a value in place, which would
 otherwise leak through a shared default.
 """
@@ -15,7 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, NamedTuple
+
+from bgr.record import Record
+
+TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import Any
 
 # The one shared empty default of the Mapping fields: read-only, so no record can change another's.
 EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -39,7 +45,7 @@ class Desired(StrEnum):
     STOPPED = "stopped"
 
 
-class ProcessRecord(NamedTuple):
+class ProcessRecord(Record):
     """One registry row: the definition a restart re-uses, plus the last launched instance."""
 
     name: str
@@ -75,7 +81,7 @@ class ProcessRecord(NamedTuple):
         return merged
 
 
-class ProcessInfo(NamedTuple):
+class ProcessInfo(Record):
     """A record plus what is true right now: derived status and, when running, live figures."""
 
     record: ProcessRecord
@@ -94,7 +100,7 @@ class ProcessInfo(NamedTuple):
         return self.record.pid if self.status is Status.RUNNING else None
 
 
-class StopResult(NamedTuple):
+class StopResult(Record):
     """What stopping one instance did."""
 
     name: str
@@ -103,7 +109,7 @@ class StopResult(NamedTuple):
     leftover: tuple[int, ...] = ()  # pids still alive afterwards (not ours to kill, or unkillable)
 
 
-class FreedPort(NamedTuple):
+class FreedPort(Record):
     """A listener that --force stopped to free a port."""
 
     port: int
@@ -111,7 +117,7 @@ class FreedPort(NamedTuple):
     command: str
 
 
-class StartResult(NamedTuple):
+class StartResult(Record):
     """What a start or restart did."""
 
     info: ProcessInfo
@@ -120,7 +126,7 @@ class StartResult(NamedTuple):
     pulled: str | None = None  # one-line summary of a --fetch pull
 
 
-class StartRequest(NamedTuple):
+class StartRequest(Record):
     """What a caller asks ``start`` for. ``None`` means "keep the stored value" (or the default)."""
 
     name: str

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from bgr import procs, stopper
+from bgr.record import Record
 
 
 def listening_ports(pids: Iterable[int]) -> list[int]:
@@ -47,7 +47,7 @@ def instance_pids(pid: int | None, pgid: int | None, token: str | None, instance
     return sorted(pids)
 
 
-class Listener(NamedTuple):
+class Listener(Record):
     """A process of the current user listening on a port."""
 
     port: int

@@ -16,12 +16,13 @@ import os
 import sys
 from collections.abc import Iterable
 from functools import cache
-from typing import NamedTuple
+
+from bgr.record import Record
 
 LINUX = sys.platform.startswith("linux")
 
 
-class ProcStat(NamedTuple):
+class ProcStat(Record):
     """The fields of /proc/<pid>/stat that bgr needs."""
 
     pid: int

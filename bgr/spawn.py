@@ -13,11 +13,10 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import NamedTuple
 
 from bgr import home, procs
 from bgr.errors import SpawnError
+from bgr.record import Record
 
 # $0 names the instance in `ps`; $1 is the directory, $2 the user's command, run exactly as sh -c.
 _LAUNCHER = 'cd -- "$1" || exit 126; exec /bin/sh -c "$2"'
@@ -37,7 +36,7 @@ MARKER_KEYS = ("BGR_NAME", "BGR_INSTANCE")
 _spawned: set[int] = set()
 
 
-class Spawned(NamedTuple):
+class Spawned(Record):
     """The identity of a freshly started instance."""
 
     pid: int
@@ -66,9 +65,9 @@ def child_environment(
     return env
 
 
-def _open_log(path: Path) -> int:
+def _open_log(path: str) -> int:
     try:
-        if path.parent == home.state_dir():
+        if os.path.dirname(path) == home.state_dir():
             return home.open_private(path, _LOG_FLAGS)
         return os.open(path, _LOG_FLAGS | os.O_CLOEXEC, home.FILE_MODE)
     except OSError as exc:
@@ -79,14 +78,15 @@ def spawn(
     *,
     name: str,
     command: str,
-    directory: Path,
-    stdout: Path,
-    stderr: Path,
+    directory: os.PathLike[str] | str,
+    stdout: os.PathLike[str] | str,
+    stderr: os.PathLike[str] | str,
     overlay: Mapping[str, str],
     search_path: str | None = None,
     group: str | None = None,
 ) -> Spawned:
     """Start ``command`` detached from us and return its pinned identity. Does not wait."""
+    directory, stdout, stderr = os.fspath(directory), os.fspath(stdout), os.fspath(stderr)
     instance = os.urandom(16).hex()  # as unique as uuid4, without importing uuid
     env = child_environment(name, instance, overlay, search_path, group)
     out_fd = _open_log(stdout)
@@ -94,7 +94,7 @@ def spawn(
     try:
         pid = os.posix_spawn(
             "/bin/sh",
-            ["/bin/sh", "-c", _LAUNCHER, f"bgr:{name}", str(directory), command],
+            ["/bin/sh", "-c", _LAUNCHER, f"bgr:{name}", directory, command],
             env,
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

@@ -9,7 +9,6 @@ module imports none of the spawn, lock and stop machinery, and psutil only for o
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from bgr import home, procs
 from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
@@ -82,16 +81,16 @@ def list_processes(*, db: str | None = None, group: str | None = None) -> list[P
     return infos
 
 
-def log_paths(name: str, *, db: str | None = None, stream: str = "both") -> list[tuple[str, Path]]:
+def log_paths(name: str, *, db: str | None = None, stream: str = "both") -> list[tuple[str, str]]:
     """The log files of one process: ``[("stdout", path), ("stderr", path)]`` or one of them."""
     name = home.validate_name(name)
     with open_registry(db) as reg:
         record = reg.require(name)
     chosen = []
     if stream in ("both", "stdout"):
-        chosen.append(("stdout", Path(record.stdout)))
+        chosen.append(("stdout", record.stdout))
     if stream in ("both", "stderr") and (record.stderr != record.stdout or stream == "stderr"):
-        chosen.append(("stderr", Path(record.stderr)))
+        chosen.append(("stderr", record.stderr))
     return chosen
 
 

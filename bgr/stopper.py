@@ -13,21 +13,21 @@ import errno
 import os
 import signal
 import time
-from typing import NamedTuple
 
 from bgr import procs
+from bgr.record import Record
 
 _POLL_SECONDS = 0.01
 
 
-class Target(NamedTuple):
+class Target(Record):
     """One process being stopped, pinned by its start token."""
 
     pid: int
     token: str
 
 
-class StopTarget(NamedTuple):
+class StopTarget(Record):
     """Everything that belongs to one instance: its process group and its marked processes."""
 
     pgid: int | None

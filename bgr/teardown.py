@@ -13,7 +13,6 @@ import contextlib
 import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from bgr import home, procs, stopper
 from bgr.definition import with_event
@@ -126,7 +125,7 @@ def _remove_logs(record: ProcessRecord) -> None:
     # Logs the user placed elsewhere (--stdout/--stderr) are theirs to keep; ours go.
     state = home.state_dir()
     for path in {record.stdout, record.stderr}:
-        if Path(path).parent == state:
+        if os.path.dirname(path) == state:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 

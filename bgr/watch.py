@@ -97,11 +97,11 @@ def describe_changes(paths: Sequence[str], shown: int = 2) -> str:
 def _plan(request: StartRequest, existing: ProcessRecord | None) -> tuple[Path, Path, Path]:
     """Directory and log files the start will use (``definition.build`` decides the same way): the
     request's, else the stored definition's, else the defaults."""
-    out_default, err_default = home.default_log_paths(request.name)
+    out_default, err_default = map(Path, home.default_log_paths(request.name))
 
     def pick(given: str | None, stored: str | None, default: Path) -> Path:
         if given:
-            return Path(given).expanduser().absolute()
+            return Path(home.absolute(given))
         return Path(stored) if stored is not None else default
 
     return (
@@ -239,7 +239,7 @@ def run(
     watcher = Watcher(
         directory,
         ignore=ignore,
-        ignore_paths=(home.state_dir(), stdout, stderr),
+        ignore_paths=(Path(home.state_dir()), stdout, stderr),
         inbox=inbox,
         backend=backend,
     )

@@ -64,7 +64,7 @@ class Target:
             return f"group {self.value}"
         return self.value
 
-    def lock_name(self, db: Path) -> str:
+    def lock_name(self, db: str | Path) -> str:
         """The guard's lock file name: unique per target and registry.
 
         It starts with ``@``, which no process name may, so it never collides with the per-name

@@ -38,7 +38,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 @contextlib.contextmanager
 def guard_lock(options: GuardOptions) -> Iterator[Path]:
     """Hold the one-guard-per-target lock; LockHeld names the guard that has it."""
-    path = home.ensure_subdir("locks") / options.target.lock_name(home.db_path(options.db))
+    # Path(): bgr.home hands out plain str paths (cheaper for the bgr CLI); wrap to use either.
+    path = Path(home.ensure_subdir("locks")) / options.target.lock_name(home.db_path(options.db))
     try:
         with file_lock(path, timeout=0, held_by=f"bgr-guard for {options.target.describe()}"):
             path.write_text(f"{os.getpid()}\n")  # for the message a second guard prints

@@ -123,7 +123,7 @@ def assert_one_error_line(stderr: str) -> None:
     assert lines[0].startswith("bgr: "), lines[0]
 
 
-def registry_snapshot(db: Path) -> tuple[int, list[tuple[Any, ...]]]:
+def registry_snapshot(db: Path | str) -> tuple[int, list[tuple[Any, ...]]]:
     """(user_version, every row) of a registry, read without going through bgr."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:

@@ -36,7 +36,7 @@ def test_move_to_backup_names_moves_and_sets_mode(tmp_path: Path) -> None:
     log.write_bytes(b"hello\n")
     log.chmod(0o644)
     backup = backups.move_to_backup(log, "web", "out", clock=fixed_clock)
-    assert backup == home.backup_dir() / f"web-out-{STAMP}.txt"
+    assert backup == Path(home.backup_dir()) / f"web-out-{STAMP}.txt"
     assert backup.read_bytes() == b"hello\n"
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert not log.exists()
@@ -136,7 +136,7 @@ def test_rotate_live_under_one_block_falls_back_to_truncate(tmp_path: Path) -> N
     log = tmp_path / "w-out.txt"
     log.write_bytes(b"line\n" * 100)
     result = backups.rotate_live(log, "w", "out", 100, clock=fixed_clock)
-    assert result == backups.RotationResult(home.backup_dir() / f"w-out-{STAMP}.txt", 500, "truncate")
+    assert result == backups.RotationResult(Path(home.backup_dir()) / f"w-out-{STAMP}.txt", 500, "truncate")
     assert result.backup.read_bytes() == b"line\n" * 100
     assert stat.S_IMODE(result.backup.stat().st_mode) == 0o600
     assert log.read_bytes() == b""

@@ -122,7 +122,7 @@ def test_new_registry_is_private_wal_and_versioned_even_with_umask_000(bgr_home:
             mode = reg._conn.execute("PRAGMA journal_mode").fetchone()[0]
     finally:
         os.umask(old)
-    assert db == bgr_home / "bgr.sqlite"
+    assert db == str(bgr_home / "bgr.sqlite")
     assert stat.S_IMODE(bgr_home.stat().st_mode) == 0o700
     # The WAL and shared-memory files exist while the connection is open; all are private.
     assert modes and all(m == 0o600 for m in modes.values()), modes
@@ -200,13 +200,13 @@ def test_missing_registry_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_db_path_default_db_name_and_explicit(
     bgr_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert home.db_path() == bgr_home / "bgr.sqlite"
+    assert home.db_path() == str(bgr_home / "bgr.sqlite")
     monkeypatch.setenv("DB_NAME", "x")
-    assert home.db_path() == bgr_home / "x.sqlite"
+    assert home.db_path() == str(bgr_home / "x.sqlite")
     monkeypatch.setenv("DB_NAME", "x.sqlite")
-    assert home.db_path() == bgr_home / "x.sqlite"
+    assert home.db_path() == str(bgr_home / "x.sqlite")
     monkeypatch.chdir(tmp_path)
-    assert home.db_path("rel.sqlite") == tmp_path / "rel.sqlite"
+    assert home.db_path("rel.sqlite") == str(tmp_path / "rel.sqlite")
     for bad in ("../x", "a/b", ".x"):
         monkeypatch.setenv("DB_NAME", bad)
         with pytest.raises(InvalidName):
