@@ -23,10 +23,14 @@ TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as T
 if TYPE_CHECKING:
     from typing import Any
 
-# How long a start watches its child by default: long enough to report `command not found` (127,
-# ~2 ms), "not executable" (126) or a vanished directory, short enough that a start stays fast. A
-# crash during the program's own startup (a Python import error: 30-150 ms) needs `--wait`.
-STARTUP_WINDOW = 0.02
+# How long a start watches its child by default: long enough for the shell's own quick failures
+# (a syntax error, a command that fails at once: 2-6 ms here), short enough that a start stays
+# fast. A command the shell cannot find or execute (127, 126) is waited for whatever the window:
+# see spawn.cannot_exec. A crash during the program's own startup (a Python import error: 30-150
+# ms) needs `--wait`.
+STARTUP_WINDOW = 0.01
+# How long to wait for a child that is sure to exit 127/126 (it takes ~2 ms on an idle machine).
+_CERTAIN_FAILURE_WAIT = 2.0
 _TAIL_LINES = 10
 
 
@@ -101,6 +105,9 @@ def _watch_startup(reg: Registry, record: ProcessRecord, window: float) -> None:
     """Report a child that dies inside the startup window, with its stderr tail; keep the row."""
     if window <= 0 or record.pid is None:
         return
+    search_path = spawn.child_path(record.child_env(), record.search_path)
+    if spawn.cannot_exec(record.command, record.directory, search_path):
+        window = max(window, _CERTAIN_FAILURE_WAIT)
     # The window counts from the spawn: recording the row already used part of it.
     elapsed = time.time() - (record.started_at or time.time())
     code = spawn.wait_exit(record.pid, min(window, max(0.0, window - elapsed)))

@@ -34,7 +34,7 @@ Start:
   --stderr=PATH         stderr log (default: ~/.bgr/NAME-err.txt).
   --force               Restart NAME if it runs, and stop your listeners on its ports.
   --fetch               git pull --ff-only in DIR before every start (remembered).
-  --wait=SECONDS        Watch the new process this long; fail if it exits (default: 0.02).
+  --wait=SECONDS        Watch the new process this long; fail if it exits (default: 0.01).
   --watch               Stay in the foreground and restart NAME when files change.
   --debounce=MS         --watch: restart after MS quiet milliseconds (default: 300).
   --ignore=PATTERN      --watch: also ignore paths matching PATTERN; repeat for more.

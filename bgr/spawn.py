@@ -10,6 +10,7 @@ whose finaliser warns about a child that is meant to outlive us.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Mapping
@@ -53,9 +54,10 @@ def child_environment(
     env = {k: v for k, v in os.environ.items() if k not in MARKER_KEYS}
     # A bgr started from inside a managed process would otherwise carry that process's marker, and
     # stopping the parent would then also kill this unrelated instance.
-    if search_path:
-        env["PATH"] = search_path
     env.update(overlay)
+    path = child_path(overlay, search_path)
+    if path is not None:
+        env["PATH"] = path
     if group:
         env["BGR_GROUP"] = group
     else:
@@ -63,6 +65,47 @@ def child_environment(
     env["BGR_NAME"] = name
     env["BGR_INSTANCE"] = instance
     return env
+
+
+def child_path(overlay: Mapping[str, str], search_path: str | None) -> str | None:
+    """The PATH the child's shell searches: the overlay's (config, --env), else the starter's PATH
+    stored with the definition, else ours."""
+    if "PATH" in overlay:
+        return overlay["PATH"]
+    return search_path or os.environ.get("PATH")
+
+
+# A first word the shell looks up in PATH: no quoting, expansion, assignment or redirection.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./+,:@%-]+")
+# Reserved words and builtins of dash and bash (either may be /bin/sh): never looked up in PATH.
+_SHELL_WORDS = frozenset(
+    """case do done elif else esac fi for function if in select then time until while . : alias bg
+    bind break builtin caller cd command compgen complete continue declare dirs disown echo enable
+    eval exec exit export false fc fg getopts hash help history jobs kill let local logout mapfile
+    popd printf pushd pwd read readarray readonly return set shift shopt source suspend test times
+    trap true type typeset ulimit umask unalias unset wait""".split()  # noqa: SIM905 (a word list)
+)
+
+
+def cannot_exec(command: str, directory: str, path: str | None) -> bool:
+    """True when ``/bin/sh -c command`` will surely fail to run its first word: not found (exit
+    127), or not an executable file (126).
+
+    A start uses this to wait for that exit, however loaded the machine, instead of hoping it
+    lands inside the startup window. Only a plain first word is judged; False means "cannot
+    tell", not "it will run".
+    """
+    words = command.split(None, 1)
+    if not words or words[0] in _SHELL_WORDS or not _PLAIN_WORD.fullmatch(words[0]):
+        return False
+    word = words[0]
+    if "/" in word:
+        candidates = [os.path.join(directory, word)]
+    elif path is None:
+        return False  # the shell's built-in default PATH; not ours to guess
+    else:
+        candidates = [os.path.join(entry or directory, word) for entry in path.split(":")]
+    return not any(os.path.isfile(c) and os.access(c, os.X_OK) for c in candidates)
 
 
 def _open_log(path: str) -> int:

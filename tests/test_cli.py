@@ -197,6 +197,19 @@ def test_instant_failures_are_reported_and_the_definition_kept(
     assert data["pid"] is None and data["command"] == command
 
 
+@pytest.mark.parametrize("command", ["no-such-binary", "./script.sh"])
+def test_a_command_that_cannot_run_is_reported_even_with_a_window_too_short_to_see_it(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 1 µs is far less than the shell needs to fail (~2 ms): only the check before the window ends
+    # (spawn.cannot_exec) can make this report, on any machine load.
+    (tmp_path / "script.sh").write_text("#!/bin/sh\necho hi\n")
+    args = ("--name", "bad", "--directory", str(tmp_path), "--command", command, "--wait", "0.000001")
+    code, _, err = main(capsys, *args)
+    assert code != 0 and "exited right after starting" in err
+    assert one(capsys, "bad")["exit_code"] in (126, 127)
+
+
 def test_instant_failure_through_the_real_cli(tmp_path: Path) -> None:
     done = run_bgr("--name", "nope", "--command", "no-such-binary", cwd=tmp_path)
     assert done.returncode != 0

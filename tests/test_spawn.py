@@ -188,3 +188,61 @@ def test_unopenable_log_is_a_spawn_error(tmp_path: Path) -> None:
             stderr=tmp_path / "err.txt",
             overlay={},
         )
+
+
+# --------------------------------------------------------------------------------------------
+# cannot_exec: a failure the start waits for whatever its window
+
+
+@pytest.fixture
+def bindir(tmp_path: Path) -> Path:
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    tool = directory / "tool"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    (directory / "plain").write_text("not executable\n")
+    (directory / "subdir").mkdir()
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("command", "doomed"),
+    [
+        ("no-such-binary-xyz", True),
+        ("no-such-binary-xyz --flag 'x y'", True),
+        ("tool --serve", False),
+        ("./bin/tool", False),
+        ("./bin/plain", True),  # exists, not executable: 126
+        ("./bin/subdir", True),  # a directory: 126
+        ("./bin/missing", True),  # 127
+        ("plain", True),  # not executable files on PATH are skipped by the shell: 127
+        ("exec no-such-binary-xyz", False),  # builtins and keywords are not judged
+        ("cd /; tool", False),  # `cd` is a builtin; the rest is not read
+        ("FOO=1 no-such-binary-xyz", False),  # an assignment first: cannot tell
+        ("'no-such-binary-xyz'", False),  # quoting: cannot tell
+        ("$CMD", False),
+        ("~/bin/tool", False),
+        ("", False),
+    ],
+)
+def test_cannot_exec_knows_only_what_the_shell_surely_does(
+    command: str, doomed: bool, bindir: Path, launched: list[spawn.Spawned]
+) -> None:
+    directory = bindir.parent
+    path = f"{bindir}:/usr/bin:/bin"
+    assert spawn.cannot_exec(command, str(directory), path) is doomed
+    if command and doomed:  # and the shell agrees
+        started = run(launched, command, directory, overlay={"PATH": path})
+        assert spawn.wait_exit(started.pid, 10) in (126, 127)
+
+
+def test_cannot_exec_uses_the_childs_path(bindir: Path) -> None:
+    assert spawn.child_path({"PATH": str(bindir)}, "/usr/bin") == str(bindir)
+    assert spawn.child_path({}, str(bindir)) == str(bindir)
+    assert spawn.child_path({}, None) == os.environ.get("PATH")
+    assert not spawn.cannot_exec("tool", "/", str(bindir))
+    assert spawn.cannot_exec("tool", "/", "/usr/bin:/bin")
+    assert not spawn.cannot_exec("tool", "/", None)  # the shell's default PATH: no guess
+    # An empty PATH entry is the working directory, as for the shell.
+    assert not spawn.cannot_exec("tool", str(bindir), ":/usr/bin")
