@@ -1104,6 +1104,28 @@ def test_anything_unusual_goes_through_docopt(argv: list[str]) -> None:
     assert cli._plain_parse(argv) is None
 
 
+# Cheap to use, costly to import (-X importtime here): typing ~3 ms, pathlib ~3.5 ms (urllib.parse,
+# ipaddress), the sqlite3 package's datetime adapters ~2 ms, string 0.5 ms.
+SLOW_STDLIB = ("typing", "pathlib", "datetime", "sqlite3", "string", "urllib", "ipaddress")
+
+
+def imported_by_bgr(code: str) -> tuple[str, list[str]]:
+    """Run ``code`` in a fresh interpreter: its stdout, and the modules it loaded beyond a bare
+    interpreter's. Without site (-S), importing bgr from this checkout: an editable install's path
+    hook would otherwise load pathlib before bgr does. The list and start paths need no
+    third-party package, and this proves that too."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    report = "\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+
+    def run(source: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-S", "-c", "import sys\n" + source + report]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+    bare, done = run(""), run(code)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, sorted(set(done.stderr.split()) - set(bare.stderr.split()))
+
+
 # Modules only starting, stopping, ports, rotation, config, git or watching need; and dataclasses,
 # whose import of inspect cost ~10 ms of a listing before bgr.models became NamedTuples.
 LIST_FORBIDDEN = (
@@ -1112,22 +1134,27 @@ LIST_FORBIDDEN = (
     "bgr.ports", "bgr.logfiles", "bgr.backups", "bgr.config", "bgr.git", "bgr.watch", "bgr.fswatch",
     "bgr.inotify", "bgr.watched_tree", "bgr.ignore", "bgr.debounce", "bgr.inbox", "bgr.logstream",
     "docopt", "tomli", "git", "apscheduler", "watchdog",
-) + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
+) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
+# What a plain start must not import either: each one was milliseconds of a 50 ms budget.
+START_FORBIDDEN = (
+    "dataclasses", "docopt", "tomli", "git", "apscheduler", "watchdog", "bgr.logfiles",
+    "bgr.backups", "bgr.git", "bgr.watch",
+) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 
 
 def test_the_list_path_imports_nothing_that_only_changes_need(tmp_path: Path) -> None:
     """Scripts poll `bgr --json`: a top-level import of the start/stop machinery must not creep back."""
     done = run_bgr("--name", "web", "--command", "sleep 60", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    code = (
-        "import sys, bgr.cli\n"
-        "assert bgr.cli.main(['--json']) == 0\n"
-        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    listed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
-    )
-    assert json.loads(listed.stdout)[0]["status"] == "running"
-    loaded = listed.stderr.split()
+    out, loaded = imported_by_bgr("import bgr.cli\nassert bgr.cli.main(['--json']) == 0")
+    assert json.loads(out)[0]["status"] == "running"
     assert "bgr.status" in loaded
     assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in LIST_FORBIDDEN)] == []
+
+
+def test_a_plain_start_imports_only_what_it_needs(tmp_path: Path) -> None:
+    argv = ["--name", "web", "--command", "sleep 60", "-d", str(tmp_path)]
+    out, loaded = imported_by_bgr(f"import bgr.cli\nassert bgr.cli.main({argv!r}) == 0")
+    assert out.startswith("started web")
+    assert "bgr.spawn" in loaded
+    assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in START_FORBIDDEN)] == []
