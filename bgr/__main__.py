@@ -1,7 +1,5 @@
 """``python -m bgr``."""
 
-import sys
+from bgr.cli import entry
 
-from bgr.cli import main
-
-sys.exit(main())
+entry()

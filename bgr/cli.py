@@ -13,7 +13,7 @@ from bgr.models import StartRequest
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 USAGE = """\
 bgr - run commands as named background processes, and keep track of them.
@@ -574,3 +574,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+
+
+def entry() -> NoReturn:
+    """The ``bgr`` program (console script and ``python -m bgr``): ``main()``, then ``leave``."""
+    leave(main())
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code`` without Python's finalisation, when nothing can depend on it.
+
+    Finalisation frees every module and object one by one: ~5 ms of a ~30 ms ``bgr --json``
+    here. A one-shot bgr needs none of it: the registry and every file it opened are closed by
+    then, and the processes it started live in sessions of their own. Output is flushed here.
+    It still runs when an ``atexit`` handler is registered or another thread is alive, since
+    then finalisation is where their work ends.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a reader that left (main handles stdout's), a closed stream
+            pass
+    import atexit
+
+    threading = sys.modules.get("threading")
+    if atexit._ncallbacks() == 0 and (threading is None or threading.active_count() == 1):
+        os._exit(code)
+    sys.exit(code)

@@ -1158,3 +1158,39 @@ def test_a_plain_start_imports_only_what_it_needs(tmp_path: Path) -> None:
     assert out.startswith("started web")
     assert "bgr.spawn" in loaded
     assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in START_FORBIDDEN)] == []
+
+
+# --------------------------------------------------------------------------------------------
+# leaving without finalisation
+
+
+def _leave_after(setup: str) -> subprocess.CompletedProcess[str]:
+    code = f"import sys, bgr.cli\n{setup}\nsys.stdout.write('x' * 200_000)\nbgr.cli.leave(3)\n"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_leave_flushes_buffered_output_and_keeps_the_exit_code() -> None:
+    done = _leave_after("")
+    assert done.returncode == 3 and done.stdout == "x" * 200_000
+
+
+def test_leave_still_finalises_when_an_atexit_handler_or_a_thread_needs_it() -> None:
+    with_handler = _leave_after("import atexit; atexit.register(print, 'handler ran', file=sys.stderr)")
+    assert with_handler.returncode == 3 and with_handler.stderr == "handler ran\n"
+    thread = (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', file=sys.stderr))).start()"
+    )
+    with_thread = _leave_after(thread)
+    assert with_thread.returncode == 3 and with_thread.stderr == "thread done\n"
+
+
+def test_the_program_output_survives_the_fast_exit_when_piped(tmp_path: Path) -> None:
+    for i in range(30):
+        assert run_bgr("--name", f"p{i:02d}", "--command", "sleep 60", cwd=tmp_path).returncode == 0
+    listed = run_bgr("--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 30
+    missing = run_bgr("nope")
+    assert missing.returncode != 0 and missing.stderr.startswith("bgr: ")
