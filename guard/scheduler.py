@@ -157,15 +157,7 @@ class GuardService:
             options.interval,
             noticed,
         )
-        now = datetime.now(UTC)
-        add = self.scheduler.add_job
-        add(_safely, "interval", args=[self.jobs.check], id="check",
-            seconds=options.interval, next_run_time=now)  # fmt: skip
-        add(_safely, "interval", args=[self.jobs.rotate], id="rotate",
-            seconds=options.rotation_interval, next_run_time=now,
-            misfire_grace_time=max(1, round(options.rotation_interval)))  # fmt: skip
-        add(_safely, "interval", args=[self.jobs.pull], id="pull",
-            seconds=options.pull_every, misfire_grace_time=max(1, round(options.pull_every)))  # fmt: skip
+        self.add_jobs(datetime.now(UTC))
         self.scheduler.add_listener(lambda _event: self._woken(), EVENT_SCHEDULER_STARTED)
         self.watcher.start()
         try:
@@ -178,6 +170,25 @@ class GuardService:
         why = signal.Signals(self.signalled).name if self.signalled else "shutdown"
         log.info("bgr-guard %d stopped (%s); the processes keep running", os.getpid(), why)
         return 0
+
+    def add_jobs(self, now: datetime) -> None:
+        """The periodic passes: check from ``now`` on, rotate and pull staggered after it."""
+        # The pool starts a worker thread for a job that finds none idle, and keeps it for good
+        # (~170 KiB resident each). Jobs due at the same moment would each get one; staggered by a
+        # half and a quarter of the shorter interval, check, rotate and pull never meet when one
+        # interval divides the other (the defaults: 30 s, 30 s, 5 min), so one worker runs them
+        # all. A slow job still gets company at once, up to the pool's 10 workers.
+        options = self.options
+        phase = min(options.interval, options.rotation_interval)
+        add = self.scheduler.add_job
+        add(_safely, "interval", args=[self.jobs.check], id="check",
+            seconds=options.interval, next_run_time=now)  # fmt: skip
+        add(_safely, "interval", args=[self.jobs.rotate], id="rotate",
+            seconds=options.rotation_interval, next_run_time=now + timedelta(seconds=phase / 2),
+            misfire_grace_time=max(1, round(options.rotation_interval)))  # fmt: skip
+        add(_safely, "interval", args=[self.jobs.pull], id="pull",
+            seconds=options.pull_every, next_run_time=now + timedelta(seconds=options.pull_every + phase / 4),
+            misfire_grace_time=max(1, round(options.pull_every)))  # fmt: skip
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only record and wake: the watcher thread does the shutdown, outside the handler.

@@ -357,3 +357,38 @@ assert "git" in sys.modules
 teardown.delete("web")
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("interval", "rotate_every", "pull_every"),
+    [(30.0, None, 300.0), (30.0, 60.0, 300.0), (60.0, 15.0, 300.0), (5.0, 5.0, 60.0), (2.0, 1.0, 3.0)],
+)
+def test_periodic_jobs_never_fall_due_together(
+    interval: float, rotate_every: float | None, pull_every: float
+) -> None:
+    """APScheduler's pool keeps a worker thread for each job that found none idle: check, rotate
+    and pull are staggered so that one worker runs them all (when one interval divides another)."""
+    from datetime import UTC, datetime
+
+    from guard.scheduler import GuardService
+
+    options = GuardOptions(
+        target=Target(TargetKind.ALL), interval=interval, rotate_every=rotate_every, pull_every=pull_every
+    )
+    service = GuardService(options)
+    try:
+        now = datetime.now(UTC)
+        service.add_jobs(now)
+        due: dict[str, set[float]] = {}
+        horizon = 4 * max(interval, rotate_every or interval, pull_every)
+        for job in service.scheduler.get_jobs():
+            first = (job.next_run_time - now).total_seconds()
+            step = job.trigger.interval.total_seconds()
+            due[job.id] = {round(first + k * step, 6) for k in range(int(horizon / step) + 1)}
+    finally:
+        service.watcher.stop()
+    assert sorted(due) == ["check", "pull", "rotate"]
+    assert min(due["check"]) == 0.0  # the first check runs at start, as before
+    assert not due["check"] & due["rotate"]
+    assert not due["check"] & due["pull"]
+    assert not due["rotate"] & due["pull"]
