@@ -104,7 +104,8 @@ def cannot_exec(command: str, directory: str, path: str | None) -> bool:
     elif path is None:
         return False  # the shell's built-in default PATH; not ours to guess
     else:
-        candidates = [os.path.join(entry or directory, word) for entry in path.split(":")]
+        # The shell runs in ``directory``: relative and empty PATH entries are relative to it.
+        candidates = [os.path.join(directory, entry, word) for entry in path.split(":")]
     return not any(os.path.isfile(c) and os.access(c, os.X_OK) for c in candidates)
 
 

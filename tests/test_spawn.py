@@ -244,5 +244,7 @@ def test_cannot_exec_uses_the_childs_path(bindir: Path) -> None:
     assert not spawn.cannot_exec("tool", "/", str(bindir))
     assert spawn.cannot_exec("tool", "/", "/usr/bin:/bin")
     assert not spawn.cannot_exec("tool", "/", None)  # the shell's default PATH: no guess
-    # An empty PATH entry is the working directory, as for the shell.
+    # Empty and relative PATH entries are relative to the process's directory, as for its shell.
     assert not spawn.cannot_exec("tool", str(bindir), ":/usr/bin")
+    assert not spawn.cannot_exec("tool", str(bindir.parent), "/usr/bin:bin")
+    assert spawn.cannot_exec("tool", "/", "/usr/bin:bin")
