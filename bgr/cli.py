@@ -102,9 +102,10 @@ def _plain_parse(argv: Sequence[str]) -> dict[str, Any] | None:
 
     docopt re-parses USAGE on every call: ~3 ms to import and ~5 ms to parse, a quarter of a
     listing or a start here. This covers what people and scripts type (``bgr --json``, ``bgr
-    --name web --command "..."``, ``bgr web --logs --lines 20``); anything else (short options,
-    ``-cCMD``, ``--``, a repeated option, a value that is empty or starts with ``-``, --help) goes through
-    docopt, which also words the errors. A test checks that both give the same dict.
+    --name web --command "..."``, ``bgr web --logs --lines 20``); anything else (short options but
+    ``-c``/``-d``, ``-cCMD``, ``--``, a repeated option, a value that is empty or starts with ``-``,
+    --help) goes through docopt, which also words the errors. A test checks that both give the same
+    dict.
     """
     found: dict[str, Any] = {key: [] for key in _LISTS}
     tokens = iter(argv)

@@ -46,11 +46,17 @@ def _display_key(parts: tuple[str, ...]) -> str:
     )
 
 
-def _json_default(value: object) -> str:
-    import datetime as dt  # loaded by tomli already; kept off the import of this module (starts)
+def _iso_date(value: object) -> str | None:
+    """ISO 8601 text for a TOML date, time or date-time; None for anything else."""
+    import datetime as dt  # tomli has loaded it; kept off this module's import, which every start pays
 
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
+    return value.isoformat() if isinstance(value, dt.datetime | dt.date | dt.time) else None
+
+
+def _json_default(value: object) -> str:
+    text = _iso_date(value)
+    if text is not None:
+        return text
     raise TypeError(f"unsupported value type {type(value).__name__}")
 
 
@@ -64,10 +70,9 @@ def _scalar(value: object, parts: tuple[str, ...]) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
-    import datetime as dt  # loaded by tomli already; kept off the import of this module (starts)
-
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
+    text = _iso_date(value)
+    if text is not None:
+        return text
     raise ConfigError(f"key {_display_key(parts)} has a value of unsupported type {type(value).__name__}")
 
 
