@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bgr import __version__, home, render, status
+from bgr import __version__, home, render, status, streams
 from bgr.errors import BgrError, UsageError
 from bgr.models import StartRequest
 
@@ -556,6 +556,7 @@ def _tolerant_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run, map BgrError to one stderr line and its exit code."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    streams.reopen_closed()
     _tolerant_stdout()
     try:
         code = run(arguments)

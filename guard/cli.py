@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from bgr import __version__, home
+from bgr import __version__, home, streams
 from bgr import argv as cliargs
 from bgr.errors import BgrError, UsageError
 from guard import options as opts
@@ -224,6 +224,7 @@ def run(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run, map BgrError to one stderr line and its exit code."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    streams.reopen_closed()
     try:
         return run(arguments)
     except BgrError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shlex
 import shutil
 import signal
 import stat
@@ -1194,3 +1195,30 @@ def test_the_program_output_survives_the_fast_exit_when_piped(tmp_path: Path) ->
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 30
     missing = run_bgr("nope")
     assert missing.returncode != 0 and missing.stderr.startswith("bgr: ")
+
+
+def test_closed_standard_streams_give_no_traceback_and_no_corrupt_registry(tmp_path: Path) -> None:
+    """cron and some daemons run commands with stdout or stderr closed (`>&-`)."""
+    python = shlex.quote(sys.executable)
+    start = f"exec {python} -m bgr --name web --command 'sleep 60' -d {shlex.quote(str(tmp_path))} >&- 2>&-"
+    assert subprocess.run(["sh", "-c", start], timeout=30, check=False).returncode == 0
+    listed = subprocess.run(
+        ["sh", "-c", f"exec {python} -m bgr --json >&-"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert listed.returncode == 0 and listed.stderr == ""
+    missing = subprocess.run(
+        ["sh", "-c", f"exec {python} -m bgr nope <&- >&-"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (
+        missing.returncode != 0 and missing.stderr.startswith("bgr: ") and "Traceback" not in missing.stderr
+    )
+    shown = run_bgr("--json")
+    assert [(p["name"], p["status"]) for p in json.loads(shown.stdout)] == [("web", "running")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from guard.gate import NameGate
 from guard.keeper import Keeper
 from guard.options import GuardOptions, Target, TargetKind, parse_duration
 from guard.policy import Phase, PolicyState
+from tests.core_support import run_bgr
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
@@ -392,3 +395,20 @@ def test_periodic_jobs_never_fall_due_together(
     assert not due["check"] & due["rotate"]
     assert not due["check"] & due["pull"]
     assert not due["rotate"] & due["pull"]
+
+
+def test_a_guard_with_closed_standard_streams_still_runs_its_pass(tmp_path: Path) -> None:
+    """cron may run `bgr-guard --all --once` with its streams closed: the pass must still run."""
+    assert run_bgr("--name", "web", "--command", "sleep 60", cwd=tmp_path).returncode == 0
+    pgid = json.loads(run_bgr("web", "--json").stdout)["pid"]
+    os.killpg(pgid, signal.SIGKILL)
+    wait_for(lambda: json.loads(run_bgr("web", "--json").stdout)["status"] != "running")
+    python = shlex.quote(sys.executable)
+    done = subprocess.run(
+        ["sh", "-c", f"exec {python} -m guard --all --once --stable-after 0.001 <&- >&- 2>&-"],
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    shown = json.loads(run_bgr("web", "--json").stdout)
+    assert shown["status"] == "running" and shown["restarts"] == 1
