@@ -61,7 +61,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
         command = req.command
         if command is None:
             raise UsageError(f"no process named {name!r}; give --command to start a new one")
-        directory = home.absolute(req.directory) if req.directory else os.getcwd()
+        directory = home.absolute(req.directory) if req.directory else home.current_directory()
         out_default, err_default = home.default_log_paths(name)
         record = ProcessRecord(
             name=name,

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 
-from bgr.errors import InvalidName, StateDirError
+from bgr.errors import BgrError, InvalidName, StateDirError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DEFAULT_DB = "bgr.sqlite"
@@ -31,9 +31,22 @@ def validate_name(name: str, what: str = "process name") -> str:
     return name
 
 
+def current_directory() -> str:
+    """``os.getcwd()``, or one clear error when that directory was deleted under the shell."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        raise BgrError(
+            "the current directory no longer exists; cd to an existing one (or give absolute paths)"
+        ) from None
+
+
 def absolute(path: str) -> str:
     """``~`` expanded, made absolute and normalised (``a/../b`` → ``b``)."""
-    return os.path.abspath(os.path.expanduser(path))
+    path = os.path.expanduser(path)
+    if not os.path.isabs(path):
+        path = os.path.join(current_directory(), path)
+    return os.path.normpath(path)
 
 
 def state_dir() -> str:

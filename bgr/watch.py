@@ -105,7 +105,7 @@ def _plan(request: StartRequest, existing: ProcessRecord | None) -> tuple[Path, 
         return Path(stored) if stored is not None else default
 
     return (
-        pick(request.directory, existing.directory if existing else None, Path.cwd()),
+        pick(request.directory, existing.directory if existing else None, Path(home.current_directory())),
         pick(request.stdout, existing.stdout if existing else None, out_default),
         pick(request.stderr, existing.stderr if existing else None, err_default),
     )

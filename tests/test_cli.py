@@ -1222,3 +1222,38 @@ def test_closed_standard_streams_give_no_traceback_and_no_corrupt_registry(tmp_p
     )
     shown = run_bgr("--json")
     assert [(p["name"], p["status"]) for p in json.loads(shown.stdout)] == [("web", "running")]
+
+
+def in_deleted_directory(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bgr ARGV`` from a working directory that was deleted under it."""
+    python = shlex.quote(sys.executable)
+    script = f"mkdir gone && cd gone && rmdir ../gone && exec {python} -m bgr {shlex.join(argv)}"
+    return subprocess.run(
+        ["sh", "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_start_from_a_deleted_directory_is_one_clear_line(tmp_path: Path) -> None:
+    done = in_deleted_directory(tmp_path, "--name", "web", "--command", "sleep 60")
+    assert done.returncode != 0
+    assert_one_error_line(done.stderr)
+    assert "current directory no longer exists" in done.stderr
+    assert json.loads(run_bgr("--json").stdout) == []
+    elsewhere = in_deleted_directory(tmp_path, "--name", "web", "--command", "sleep 60", "-d", str(tmp_path))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+
+
+@pytest.mark.parametrize("argv", [["--json"], ["web", "--logs"], ["--name", "web", "-c", "true", "-d", "/"]])
+def test_a_relative_bgr_home_in_a_deleted_directory_is_one_clear_line(
+    argv: list[str], tmp_path: Path
+) -> None:
+    done = in_deleted_directory(tmp_path, *argv, BGR_HOME="relative-home")
+    assert done.returncode != 0
+    assert_one_error_line(done.stderr)
+    assert "current directory no longer exists" in done.stderr
