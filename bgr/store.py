@@ -121,6 +121,8 @@ class Registry:
     def __init__(self, path: str) -> None:
         self.path = path
         parent = os.path.dirname(path)
+        if os.path.isdir(path):
+            raise RegistryError(f"registry path {path} is a directory; give --db a file path")
         if parent == home.state_dir():
             home.ensure_state_dir()
         elif not os.path.isdir(parent):

@@ -909,6 +909,15 @@ def test_corrupt_registry_is_one_line_through_the_real_cli(bgr_home: Path) -> No
     assert managed("n") == []
 
 
+def test_a_directory_given_as_registry_is_one_line(tmp_path: Path) -> None:
+    for argv in ([], ["--name", "n", "--command", "sleep 60"]):
+        done = run_bgr("--db", str(tmp_path), *argv)
+        assert done.returncode == 7
+        assert_one_error_line(done.stderr)
+        assert "is a directory" in done.stderr
+    assert managed("n") == []
+
+
 def test_newer_registry_is_refused(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import sqlite3
 
