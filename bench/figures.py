@@ -456,7 +456,7 @@ def _count_lines(stream: bytes, expected: int) -> tuple[int, int, int]:
 
 def _rotation_run(m: Bgr, ctx: Context, name: str, method: str) -> tuple[int, int, int, int, float]:
     """A bgr-managed writer at full speed while we rotate its log every 256 KiB."""
-    from bgr import backups
+    from bgr.logfiles import backups
 
     script = ctx.sandbox.path("numbered.py")
     script.write_text(NUMBERED)

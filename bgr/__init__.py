@@ -15,14 +15,14 @@ The Python API is the same set of actions the ``bgr`` command uses::
 Every function takes ``db=`` (a registry path) and raises ``bgr.errors.BgrError`` subclasses.
 """
 
+from bgr.core.queries import get, list_processes, logs
 from bgr.errors import BgrError
 from bgr.models import ProcessInfo, ProcessRecord, StartRequest, StartResult, Status, StopResult
-from bgr.status import get, list_processes, logs
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
-    from bgr.actions import restart, start
-    from bgr.teardown import clean, delete, nuke, stop
+    from bgr.core.launch import restart, start
+    from bgr.core.teardown import clean, delete, nuke, stop
 
 __version__ = "0.1.0"
 
@@ -50,11 +50,11 @@ __all__ = [
 def __getattr__(name: str) -> object:
     """The changing half of the API, imported on first use: ``bgr`` (the list) never needs it."""
     if name in ("start", "restart"):
-        from bgr import actions
+        from bgr.core import launch
 
-        return getattr(actions, name)
+        return getattr(launch, name)
     if name in ("stop", "delete", "clean", "nuke"):
-        from bgr import teardown
+        from bgr.core import teardown
 
         return getattr(teardown, name)
     raise AttributeError(f"module 'bgr' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 
-from bgr import home
+from bgr import paths
 from bgr.errors import ConfigError
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
@@ -170,9 +170,9 @@ def resolve_config(directory: str, explicit: str | None) -> str | None:
     A missing explicit file is a ConfigError; a missing default is not.
     """
     if explicit is not None:
-        path = home.absolute(explicit)
+        path = paths.absolute(explicit)
         if not os.path.exists(path):
             raise ConfigError(f"config file {path} not found; check the --config path")
         return path
-    default = os.path.join(home.absolute(directory), DEFAULT_CONFIG)
+    default = os.path.join(paths.absolute(directory), DEFAULT_CONFIG)
     return default if os.path.exists(default) else None

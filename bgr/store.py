@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover
     import sqlite3  # type: ignore[no-redef]
 
-from bgr import home
+from bgr import paths
 from bgr.errors import NotFound, RegistryError
 from bgr.models import Desired, ProcessRecord
 
@@ -123,8 +123,8 @@ class Registry:
         parent = os.path.dirname(path)
         if os.path.isdir(path):
             raise RegistryError(f"registry path {path} is a directory; give --db a file path")
-        if parent == home.state_dir():
-            home.ensure_state_dir()
+        if parent == paths.state_dir():
+            paths.ensure_state_dir()
         elif not os.path.isdir(parent):
             raise RegistryError(f"cannot create registry {path}: directory {parent} is missing")
         created = not os.path.exists(path)
@@ -146,7 +146,7 @@ class Registry:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if created:
             with contextlib.suppress(OSError):
-                os.chmod(self.path, home.FILE_MODE)
+                os.chmod(self.path, paths.FILE_MODE)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise RegistryError(
@@ -282,4 +282,4 @@ class Registry:
 
 def open_registry(db: str | None = None) -> Registry:
     """Open (creating if needed) the registry chosen by --db, $DB_NAME or the default."""
-    return Registry(home.db_path(db))
+    return Registry(paths.db_path(db))

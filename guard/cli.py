@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from bgr import __version__, home, streams
-from bgr import argv as cliargs
+from bgr import __version__, paths
+from bgr.cli import docopt_parse as cliargs
+from bgr.cli import streams
 from bgr.errors import BgrError, UsageError
 from guard import options as opts
 from guard.policy import PolicyConfig
@@ -100,7 +101,7 @@ def _count(value: str | None, option: str, *, minimum: int) -> int | None:
 def _size(value: str | None, option: str) -> int | None:
     if value is None:
         return None
-    from bgr.logfiles import parse_size
+    from bgr.logfiles.reading import parse_size
 
     try:
         size = parse_size(value)
@@ -116,9 +117,9 @@ def options_from(args: dict[str, Any]) -> opts.GuardOptions:
     if args["--all"]:
         target = opts.Target(opts.TargetKind.ALL)
     elif args["--group"] is not None:
-        target = opts.Target(opts.TargetKind.GROUP, home.validate_name(args["--group"], "group"))
+        target = opts.Target(opts.TargetKind.GROUP, paths.validate_name(args["--group"], "group"))
     else:
-        target = opts.Target(opts.TargetKind.NAME, home.validate_name(args["NAME"]))
+        target = opts.Target(opts.TargetKind.NAME, paths.validate_name(args["NAME"]))
     interval = _duration(args["INTERVAL"], "INTERVAL") or opts.DEFAULT_INTERVAL
     defaults = PolicyConfig()
     base = _duration(args["--backoff-base"], "--backoff-base") or defaults.base_delay

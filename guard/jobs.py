@@ -17,9 +17,9 @@ import os
 import threading
 from pathlib import Path
 
-from bgr import procs
 from bgr.errors import BgrError, GitError
 from bgr.models import Desired, ProcessRecord
+from bgr.proc import identity
 from bgr.store import open_registry
 from guard import policy
 from guard.keeper import Keeper
@@ -92,7 +92,7 @@ class Jobs:
         self.keeper.prune_codes()
 
     def _limits(self, records: list[ProcessRecord]) -> None:
-        alive = [r for r in records if procs.instance_alive(r.pid, r.pgid, r.start_token, r.instance)]
+        alive = [r for r in records if identity.instance_alive(r.pid, r.pgid, r.start_token, r.instance)]
         usage: dict[str, int | None] = {}
         if self.options.max_memory is not None:
             usage = self._memory(alive)
@@ -117,10 +117,10 @@ class Jobs:
     @staticmethod
     def _memory(records: list[ProcessRecord]) -> dict[str, int | None]:
         """Resident bytes of each instance's process group (Linux: one /proc pass for all)."""
-        if procs.LINUX:
-            by_group = procs.tree_rss_by_group(r.pgid for r in records if r.pgid)
+        if identity.LINUX:
+            by_group = identity.tree_rss_by_group(r.pgid for r in records if r.pgid)
             return {r.name: by_group.get(r.pgid or 0, (None, 0))[0] for r in records}
-        return {r.name: procs.tree_rss(r.pid) if r.pid else None for r in records}
+        return {r.name: identity.tree_rss(r.pid) if r.pid else None for r in records}
 
     # -- rotate ----------------------------------------------------------------------------
 
@@ -139,8 +139,8 @@ class Jobs:
                 if self.stopping.is_set():
                     return
                 if _size_of(path) <= self.options.max_log_size:
-                    continue  # the common case, without importing bgr.backups (ctypes: ~2 MiB)
-                from bgr import backups
+                    continue  # the common case, without importing bgr.logfiles.backups (ctypes: ~2 MiB)
+                from bgr.logfiles import backups
 
                 try:
                     result = backups.rotate_live(

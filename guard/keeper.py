@@ -2,7 +2,7 @@
 
 :meth:`Keeper.check` is the one place that acts on a name. It re-reads the row, asks the OS
 whether the instance lives, feeds the policy (guard/policy.py), and either watches the instance,
-restarts it (``actions.guard_restart``, which re-checks under bgr's name lock so that a concurrent
+restarts it (``launch.guard_restart``, which re-checks under bgr's name lock so that a concurrent
 ``--stop``/``--delete``/``--restart`` wins), waits for a backoff, or gives up (fatal).
 
 The policy state is stored in the row's ``guard`` JSON column (``PolicyState.to_dict`` on the boot
@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bgr import actions, procs, spawn
+from bgr.core import launch
 from bgr.errors import BgrError, LockHeld
-from bgr.locks import name_lock
 from bgr.models import Desired, ProcessRecord
+from bgr.proc import identity, spawn
+from bgr.proc.locks import name_lock
 from bgr.store import Registry, open_registry
 from guard import policy
 from guard.gate import NameGate
@@ -146,7 +147,7 @@ class Keeper:
             self._announce(reg, record)
             now = self.clock()
             state, fresh = self.load_state(record, now)
-            if procs.instance_alive(record.pid, record.pgid, record.start_token, record.instance):
+            if identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance):
                 self._running(reg, record, state, fresh, now)
                 return
             if state.phase is Phase.OK:
@@ -225,7 +226,7 @@ class Keeper:
             end = record.stopped_at or time.time()
             uptime = max(0.0, end - record.started_at)
         if record.instance is not None:
-            actions.record_exit(name, record.instance, code, db=self.db)
+            launch.record_exit(name, record.instance, code, db=self.db)
         state = policy.on_exit(
             state, self.cfg, now=now, exit_code=code, jitter=self.rng.uniform(-1, 1), uptime=uptime
         )
@@ -252,7 +253,7 @@ class Keeper:
         name = record.name
         started = policy.on_started(state, now=self.clock())
         try:
-            launched = actions.guard_restart(
+            launched = launch.guard_restart(
                 name, record.instance, db=self.db, guard_state=self._dump(started, None)
             )
         except BgrError as exc:
@@ -293,13 +294,13 @@ class Keeper:
         """
         if self.watcher is None or record.pid is None:
             return
-        if record.start_token and procs.is_alive(record.pid, record.start_token):
+        if record.start_token and identity.is_alive(record.pid, record.start_token):
             members = [(record.pid, record.start_token)]
         else:
             members = []
             if record.pgid and record.instance:
-                for pid in procs.group_marked(record.pgid, record.instance):
-                    token = procs.start_token(pid)
+                for pid in identity.group_marked(record.pgid, record.instance):
+                    token = identity.start_token(pid)
                     if token:
                         members.append((pid, token))
         self.watcher.watch(record.name, members)
@@ -329,7 +330,7 @@ class Keeper:
             reg.add_event(name, event, detail)
         log.info("%s: %s; restarting", name, detail)
         try:
-            actions.restart(name, db=self.db, grace=self.options.grace, pull=pull)
+            launch.restart(name, db=self.db, grace=self.options.grace, pull=pull)
         except BgrError as exc:
             log.error("%s: restart failed: %s", name, exc)
             with open_registry(self.db) as reg:

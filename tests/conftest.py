@@ -38,7 +38,7 @@ def processes_with_env(key: str, value: str) -> list[int]:
 
 def reap_zombie_children() -> None:
     """Collect exited children of the test process itself (in-process starts make it a parent)."""
-    from bgr import spawn
+    from bgr.proc import spawn
 
     spawn.reap_spawned()
 

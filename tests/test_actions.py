@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import bgr
-from bgr import actions, home, store, teardown
+from bgr import paths, store
+from bgr.core import launch, teardown
 from bgr.errors import AlreadyRunning, NotFound, RegistryError, SpawnError, UsageError
 from bgr.models import Desired, StartRequest, Status
 from tests.conftest import processes_with_env
@@ -289,9 +290,9 @@ def test_guard_restart_yields_to_a_user_stop(tmp_path: Path) -> None:
     first = start("g", "sleep 60", tmp_path).info
     instance = first.record.instance
     # The row describes a live instance: nothing to do.
-    assert actions.guard_restart("g", instance, guard_state={}) is None
+    assert launch.guard_restart("g", instance, guard_state={}) is None
     bgr.stop("g", grace=GRACE)
-    assert actions.guard_restart("g", instance, guard_state={}) is None
+    assert launch.guard_restart("g", instance, guard_state={}) is None
     assert bgr.get("g").status is Status.STOPPED
 
 
@@ -302,12 +303,12 @@ def test_guard_restart_restarts_a_dead_instance_and_record_exit_is_instance_chec
     assert first.record.pgid is not None and first.record.instance is not None
     os.killpg(first.record.pgid, signal.SIGKILL)
     wait_for(lambda: not alive(first.pid or 0), what="death")
-    actions.record_exit("g", "some-other-instance", 99)
+    launch.record_exit("g", "some-other-instance", 99)
     assert bgr.get("g").exit_code is None
-    actions.record_exit("g", first.record.instance, 137)
+    launch.record_exit("g", first.record.instance, 137)
     assert bgr.get("g").exit_code == 137
-    assert actions.guard_restart("g", "not-the-dead-one", guard_state={}) is None
-    again = actions.guard_restart("g", first.record.instance, guard_state={"phase": "running"})
+    assert launch.guard_restart("g", "not-the-dead-one", guard_state={}) is None
+    again = launch.guard_restart("g", first.record.instance, guard_state={"phase": "running"})
     assert again is not None and again.pid != first.pid and again.guard == {"phase": "running"}
     wait_for(lambda: read(bgr_home / "g-out.txt") == "run\nrun\n", what="appended log")
     assert bgr.get("g").status is Status.RUNNING
@@ -319,5 +320,5 @@ def test_names_are_validated_before_anything_is_touched(bgr_home: Path) -> None:
             bgr.start(StartRequest(name=bad, command="true"))
         with pytest.raises(UsageError):
             bgr.stop(bad)
-    assert home.validate_name("a" * 64) == "a" * 64
+    assert paths.validate_name("a" * 64) == "a" * 64
     assert not bgr_home.exists()

@@ -1,4 +1,4 @@
-"""bgr.backups on real files: moving logs aside, pruning, rotation under a live writer."""
+"""bgr.logfiles.backups on real files: moving logs aside, pruning, rotation under a live writer."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bgr import backups, home
+from bgr import paths
 from bgr.errors import BgrError, InvalidName
+from bgr.logfiles import backups
 from tests.core_support import numbered
 
 # A fixed local time for backup names: 2026-11-26 10:15:03.
@@ -36,7 +37,7 @@ def test_move_to_backup_names_moves_and_sets_mode(tmp_path: Path) -> None:
     log.write_bytes(b"hello\n")
     log.chmod(0o644)
     backup = backups.move_to_backup(log, "web", "out", clock=fixed_clock)
-    assert backup == Path(home.backup_dir()) / f"web-out-{STAMP}.txt"
+    assert backup == Path(paths.backup_dir()) / f"web-out-{STAMP}.txt"
     assert backup.read_bytes() == b"hello\n"
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert not log.exists()
@@ -136,7 +137,7 @@ def test_rotate_live_under_one_block_falls_back_to_truncate(tmp_path: Path) -> N
     log = tmp_path / "w-out.txt"
     log.write_bytes(b"line\n" * 100)
     result = backups.rotate_live(log, "w", "out", 100, clock=fixed_clock)
-    assert result == backups.RotationResult(Path(home.backup_dir()) / f"w-out-{STAMP}.txt", 500, "truncate")
+    assert result == backups.RotationResult(Path(paths.backup_dir()) / f"w-out-{STAMP}.txt", 500, "truncate")
     assert result.backup.read_bytes() == b"line\n" * 100
     assert stat.S_IMODE(result.backup.stat().st_mode) == 0o600
     assert log.read_bytes() == b""

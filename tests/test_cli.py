@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from bgr import cli, ports, store
+from bgr import cli, store
 from bgr.models import ProcessRecord
+from bgr.proc import ports
 from tests.conftest import processes_with_env
 from tests.core_support import (
     CLIENT,
@@ -1140,15 +1141,17 @@ def imported_by_bgr(code: str) -> tuple[str, list[str]]:
 # whose import of inspect cost ~10 ms of a listing before bgr.models became NamedTuples.
 LIST_FORBIDDEN = (
     "dataclasses",
-    "bgr.actions", "bgr.teardown", "bgr.definition", "bgr.spawn", "bgr.locks", "bgr.stopper",
-    "bgr.ports", "bgr.logfiles", "bgr.backups", "bgr.config", "bgr.git", "bgr.watch", "bgr.fswatch",
-    "bgr.inotify", "bgr.watched_tree", "bgr.ignore", "bgr.debounce", "bgr.inbox", "bgr.logstream",
+    "bgr.core.launch", "bgr.core.teardown", "bgr.core.definition",
+    "bgr.proc.spawn", "bgr.proc.locks", "bgr.proc.stopper", "bgr.proc.ports",
+    "bgr.logfiles.reading", "bgr.logfiles.backups", "bgr.config", "bgr.git",
+    "bgr.watch.loop", "bgr.watch.watcher", "bgr.watch.inotify", "bgr.watch.tree",
+    "bgr.watch.ignore", "bgr.watch.debounce", "bgr.watch.inbox", "bgr.watch.logstream",
     "docopt", "tomli", "git", "apscheduler", "watchdog",
 ) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 # What a plain start must not import either: each one was milliseconds of a 50 ms budget.
 START_FORBIDDEN = (
-    "dataclasses", "docopt", "tomli", "git", "apscheduler", "watchdog", "bgr.logfiles",
-    "bgr.backups", "bgr.git", "bgr.watch",
+    "dataclasses", "docopt", "tomli", "git", "apscheduler", "watchdog", "bgr.logfiles.reading",
+    "bgr.logfiles.backups", "bgr.git", "bgr.watch.loop",
 ) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 
 
@@ -1158,7 +1161,7 @@ def test_the_list_path_imports_nothing_that_only_changes_need(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     out, loaded = imported_by_bgr("import bgr.cli\nassert bgr.cli.main(['--json']) == 0")
     assert json.loads(out)[0]["status"] == "running"
-    assert "bgr.status" in loaded
+    assert "bgr.core.queries" in loaded
     assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in LIST_FORBIDDEN)] == []
 
 
@@ -1166,7 +1169,7 @@ def test_a_plain_start_imports_only_what_it_needs(tmp_path: Path) -> None:
     argv = ["--name", "web", "--command", "sleep 60", "-d", str(tmp_path)]
     out, loaded = imported_by_bgr(f"import bgr.cli\nassert bgr.cli.main({argv!r}) == 0")
     assert out.startswith("started web")
-    assert "bgr.spawn" in loaded
+    assert "bgr.proc.spawn" in loaded
     assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in START_FORBIDDEN)] == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgr.debounce import Debouncer
+from bgr.watch.debounce import Debouncer
 
 
 def test_debouncer_waits_for_quiet_then_hands_over_the_burst_in_order() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bgr.errors import UsageError, WatchError
-from bgr.fswatch import Watcher
-from bgr.inotify import watch_error
+from bgr.watch.inotify import watch_error
+from bgr.watch.watcher import Watcher
 
 LINUX = sys.platform.startswith("linux")
 needs_inotify = pytest.mark.skipif(not LINUX, reason="inotify watch placement is Linux-only")

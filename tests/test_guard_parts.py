@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bgr import procs
 from bgr.errors import UsageError
 from bgr.models import ProcessRecord
+from bgr.proc import identity
 from guard import cli, watcher
 from guard.gate import NameGate
 from guard.keeper import Keeper
@@ -226,7 +226,7 @@ def sleeper() -> subprocess.Popen[bytes]:
 
 
 def token(pid: int) -> str:
-    found = procs.start_token(pid)
+    found = identity.start_token(pid)
     assert found is not None
     return found
 
@@ -333,24 +333,25 @@ def test_fd_limit_is_raised_only_when_needed() -> None:
 
 
 def test_heavy_modules_are_imported_only_when_needed(tmp_path: Path) -> None:
-    """A check and a rotation pass need neither GitPython, psutil (Linux) nor bgr.backups; the
+    """A check and a rotation pass need neither GitPython, psutil (Linux) nor bgr.logfiles.backups; the
     long-running guard keeps OpenSSL out; a pull imports GitPython."""
     code = f"""
 import sys, threading
 from guard import cli
 cli._skip_tls()
-from bgr import actions, teardown
+from bgr.core import launch, teardown
 from bgr.models import StartRequest
 from guard.jobs import Jobs
 from guard.keeper import Keeper
 from guard.options import GuardOptions, Target, TargetKind
 from guard.scheduler import GuardService
-actions.start(StartRequest(name="web", command="sleep 30", directory={str(tmp_path)!r}))
+launch.start(StartRequest(name="web", command="sleep 30", directory={str(tmp_path)!r}))
 options = GuardOptions(target=Target(TargetKind.ALL))
 jobs = Jobs(Keeper(options), threading.Event())
 jobs.check(); jobs.rotate(); jobs.pull()
 GuardService(options)
-heavy = [m for m in ("git", "psutil", "bgr.logfiles", "bgr.backups", "ssl", "_ssl") if sys.modules.get(m)]
+heavy = ("git", "psutil", "bgr.logfiles.reading", "bgr.logfiles.backups", "ssl", "_ssl")
+heavy = [m for m in heavy if sys.modules.get(m)]
 assert heavy == (["psutil"] if sys.platform != "linux" else []), heavy
 from bgr.store import open_registry
 with open_registry() as reg:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgr.ignore import DEFAULT_IGNORES, IgnoreRules, parse_rules
+from bgr.watch.ignore import DEFAULT_IGNORES, IgnoreRules, parse_rules
 
 
 def rules(*patterns: str) -> IgnoreRules:

@@ -1,4 +1,4 @@
-"""bgr.logfiles on real files: sizes, tail, follow (across moves, truncation and rotation)."""
+"""bgr.logfiles.reading on real files: sizes, tail, follow (across moves, truncation and rotation)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bgr import backups, logfiles
 from bgr.errors import UsageError
+from bgr.logfiles import backups, reading
 from tests.core_support import append, numbered
 
 
@@ -41,20 +41,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     ],
 )
 def test_parse_size_accepts(text: str, expected: int) -> None:
-    assert logfiles.parse_size(text) == expected
+    assert reading.parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "M", "ten", "-1M", "10X", "10iB", "1e3", "1.2.3K", "10 M B"])
 def test_parse_size_rejects_with_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="invalid size"):
-        logfiles.parse_size(text)
+        reading.parse_size(text)
 
 
 # --- tail -------------------------------------------------------------------------------------
 
 
 def read_tail(path: Path, lines: int | None) -> str:
-    return "".join(logfiles.tail(path, lines))
+    return "".join(reading.tail(path, lines))
 
 
 @pytest.mark.parametrize(
@@ -82,13 +82,13 @@ def test_tail_returns_exactly_n_lines(
 
 
 def test_tail_of_missing_file_is_empty(tmp_path: Path) -> None:
-    assert list(logfiles.tail(tmp_path / "nope.txt", 10)) == []
-    assert list(logfiles.tail(tmp_path / "nope.txt", None)) == []
+    assert list(reading.tail(tmp_path / "nope.txt", 10)) == []
+    assert list(reading.tail(tmp_path / "nope.txt", None)) == []
 
 
 def test_tail_rejects_negative_count(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        list(logfiles.tail(tmp_path / "x.txt", -1))
+        list(reading.tail(tmp_path / "x.txt", -1))
 
 
 def test_tail_of_big_file_reads_only_the_end(tmp_path: Path) -> None:
@@ -107,9 +107,9 @@ def test_tail_of_big_file_reads_only_the_end(tmp_path: Path) -> None:
     assert peak < 1024 * 1024, f"tail of 3 lines used {peak} bytes"
     # Many lines spanning several backward-scan blocks.
     assert read_tail(path, 20_000) == numbered(count - 20_000, count).decode()
-    chunks = list(logfiles.tail(path, None))
+    chunks = list(reading.tail(path, None))
     assert len(chunks) > 1
-    assert max(len(chunk) for chunk in chunks) <= logfiles.CHUNK
+    assert max(len(chunk) for chunk in chunks) <= reading.CHUNK
     assert "".join(chunks) == path.read_text()
 
 
@@ -122,15 +122,15 @@ def test_tail_survives_invalid_utf8_and_nul(tmp_path: Path) -> None:
 
 def test_tail_decodes_a_character_split_across_chunks(tmp_path: Path) -> None:
     path = tmp_path / "utf8.txt"
-    path.write_bytes(b"x" * (logfiles.CHUNK - 1) + "é→\n".encode())
-    assert read_tail(path, None) == "x" * (logfiles.CHUNK - 1) + "é→\n"
+    path.write_bytes(b"x" * (reading.CHUNK - 1) + "é→\n".encode())
+    assert read_tail(path, None) == "x" * (reading.CHUNK - 1) + "é→\n"
 
 
 # --- follow -----------------------------------------------------------------------------------
 
 
 class Follower:
-    """Runs logfiles.follow in a thread and collects what it yields."""
+    """Runs reading.follow in a thread and collects what it yields."""
 
     def __init__(
         self,
@@ -143,7 +143,7 @@ class Follower:
         self.seen: list[tuple[str, str]] = []
         self.error: BaseException | None = None
         # follow notes where each file ends right here, in the calling thread.
-        stream = logfiles.follow(paths, self.stop, poll_interval, start=start)
+        stream = reading.follow(paths, self.stop, poll_interval, start=start)
         self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
 
     def _run(self, stream: Iterator[tuple[str, str]]) -> None:
@@ -194,7 +194,7 @@ def test_tail_up_to_an_offset_then_follow_from_it_misses_and_repeats_nothing(tmp
     path.write_bytes(b"a\nb\nc\n")
     end = path.stat().st_size
     append(path, b"written between tail and follow\n")
-    assert "".join(logfiles.tail(path, 2, end=end)) == "b\nc\n"
+    assert "".join(reading.tail(path, 2, end=end)) == "b\nc\n"
     with Follower([("g", path)], start={"g": end}) as f:
         append(path, b"later\n")
         f.wait_text("written between tail and follow\nlater\n")

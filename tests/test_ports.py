@@ -1,4 +1,4 @@
-"""bgr.ports against real sockets: listeners are found and stopped, connected clients never."""
+"""bgr.proc.ports against real sockets: listeners are found and stopped, connected clients never."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from bgr import ports
+from bgr.proc import ports
 from tests.core_support import CLIENT, LISTENER, free_port, process, readline
 
 

@@ -1,4 +1,4 @@
-"""bgr.spawn: the detached launch itself (session, stdin, environment, logs, exit codes)."""
+"""bgr.proc.spawn: the detached launch itself (session, stdin, environment, logs, exit codes)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bgr import home, spawn
+from bgr import paths
 from bgr.errors import SpawnError
+from bgr.proc import spawn
 from tests.core_support import alive, environ_of, read, session_of, wait_for
 
 
@@ -47,8 +48,8 @@ def run(
     group: str | None = None,
     search_path: str | None = None,
 ) -> spawn.Spawned:
-    out, err = home.default_log_paths(name)
-    home.ensure_state_dir()
+    out, err = paths.default_log_paths(name)
+    paths.ensure_state_dir()
     started = spawn.spawn(
         name=name,
         command=command,
@@ -118,7 +119,7 @@ def test_directory_and_command_travel_as_data_never_spliced(
 def test_logs_are_appended_never_truncated_and_private(
     launched: list[spawn.Spawned], tmp_path: Path, bgr_home: Path
 ) -> None:
-    home.ensure_state_dir()
+    paths.ensure_state_dir()
     out = bgr_home / "t-out.txt"
     out.write_text("old line\n")
     out.chmod(0o644)

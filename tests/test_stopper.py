@@ -1,4 +1,4 @@
-"""bgr.stopper against real processes: only our own processes are signalled, stubborn ones are killed."""
+"""bgr.proc.stopper against real processes: only our own processes are signalled, stubborn ones are killed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 
-from bgr import procs, stopper
+from bgr.proc import identity, stopper
 from tests.core_support import SLEEP, process, readline
 
 IGNORE_TERM = [
@@ -34,7 +34,7 @@ def test_collect_targets_never_includes_a_stranger_but_finds_marked_escapees() -
         target = stopper.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, {})
         assert target.members == ()
         assert target.pgid is None
-        marked = procs.marked_pids([instance])
+        marked = identity.marked_pids([instance])
         target = stopper.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, marked)
         assert [m.pid for m in target.members] == [escapee.pid]
         stopper.stop_targets([target], grace=2)
@@ -50,7 +50,7 @@ def test_stop_targets_kills_what_ignores_sigterm_after_the_grace_period() -> Non
         readline(stubborn)
         readline(polite)
         targets = [
-            stopper.StopTarget(p.pid, (stopper.Target(p.pid, procs.start_token(p.pid) or ""),))
+            stopper.StopTarget(p.pid, (stopper.Target(p.pid, identity.start_token(p.pid) or ""),))
             for p in (stubborn, polite)
         ]
         killed, leftover = stopper.stop_targets(targets, grace=0.3)

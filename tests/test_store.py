@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bgr import home, store
+from bgr import paths, store
 from bgr.errors import InvalidName, NotFound, RegistryError
 from bgr.models import Desired, ProcessRecord
 from tests.core_support import registry_snapshot
@@ -144,7 +144,7 @@ def test_registry_from_a_newer_bgr_is_refused_and_left_alone(bgr_home: Path) -> 
 
 
 def test_corrupt_registry_is_refused_and_left_alone(bgr_home: Path) -> None:
-    home.ensure_state_dir()
+    paths.ensure_state_dir()
     db = bgr_home / "bgr.sqlite"
     garbage = b"this is not a database\0" * 400
     db.write_bytes(garbage)
@@ -200,28 +200,28 @@ def test_missing_registry_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_db_path_default_db_name_and_explicit(
     bgr_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert home.db_path() == str(bgr_home / "bgr.sqlite")
+    assert paths.db_path() == str(bgr_home / "bgr.sqlite")
     monkeypatch.setenv("DB_NAME", "x")
-    assert home.db_path() == str(bgr_home / "x.sqlite")
+    assert paths.db_path() == str(bgr_home / "x.sqlite")
     monkeypatch.setenv("DB_NAME", "x.sqlite")
-    assert home.db_path() == str(bgr_home / "x.sqlite")
+    assert paths.db_path() == str(bgr_home / "x.sqlite")
     monkeypatch.chdir(tmp_path)
-    assert home.db_path("rel.sqlite") == str(tmp_path / "rel.sqlite")
+    assert paths.db_path("rel.sqlite") == str(tmp_path / "rel.sqlite")
     for bad in ("../x", "a/b", ".x"):
         monkeypatch.setenv("DB_NAME", bad)
         with pytest.raises(InvalidName):
-            home.db_path()
+            paths.db_path()
 
 
 def test_a_record_built_with_defaults_renders_as_json_and_round_trips(bgr_home: Path) -> None:
     """The read-only defaults (MappingProxyType, tuples) must serialise like the dicts they stand for."""
     import json
 
-    from bgr import render
+    from bgr.cli import output
     from bgr.models import ProcessInfo, ProcessRecord, Status
 
     fresh = ProcessRecord(name="n", directory="/", command="true", stdout="/o", stderr="/e")
-    shown = json.loads(render.to_json(render.as_dict(ProcessInfo(fresh, Status.STOPPED, None), details=True)))
+    shown = json.loads(output.to_json(output.as_dict(ProcessInfo(fresh, Status.STOPPED, None), details=True)))
     assert shown["guard"] == {} and shown["events"] == [] and shown["env_keys"] == []
     with store.open_registry() as reg:
         reg.put(fresh)

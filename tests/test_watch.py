@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from bgr import spawn, watch
 from bgr.errors import WatchError
 from bgr.models import StartRequest
+from bgr.proc import spawn
+from bgr.watch import loop
 from tests.test_fswatch import inotify_watches
 
 LINUX = sys.platform.startswith("linux")
@@ -52,7 +53,7 @@ def has_inotify_fd(pid: int) -> bool:
     ],
 )
 def test_describe_changes(paths: list[str], text: str) -> None:
-    assert watch.describe_changes(paths) == text
+    assert loop.describe_changes(paths) == text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,25 +107,25 @@ def test_run_yields_start_restart_crash_and_reaps(tmp_path: Path) -> None:
     app.mkdir()
     stop = threading.Event()
     request = StartRequest(name="inproc", command=child_command(tmp_path, "crash"), directory=str(app))
-    events = watch.run(request, stop=stop, debounce=0.05, db=None, grace=1)
-    seen: list[watch.WatchEvent] = []
+    events = loop.run(request, stop=stop, debounce=0.05, db=None, grace=1)
+    seen: list[loop.WatchEvent] = []
     try:
         for event in events:
             seen.append(event)
-            if isinstance(event, watch.Exited) and len(seen) < 4:
+            if isinstance(event, loop.Exited) and len(seen) < 4:
                 (app / "trigger.py").write_text("1")
-            elif isinstance(event, watch.Exited):
+            elif isinstance(event, loop.Exited):
                 break
     finally:
         events.close()
     kinds = [type(e).__name__ for e in seen]
     assert kinds == ["Watching", "Started", "Exited", "Started", "Exited"]
     first, second = seen[2], seen[4]
-    assert isinstance(first, watch.Exited) and first.exit_code == 3
+    assert isinstance(first, loop.Exited) and first.exit_code == 3
     assert "boom 1" in first.stderr_tail
     restart = seen[3]
-    assert isinstance(restart, watch.Started) and restart.changes == ("trigger.py",)
-    assert isinstance(second, watch.Exited) and second.exit_code == 3
+    assert isinstance(restart, loop.Started) and restart.changes == ("trigger.py",)
+    assert isinstance(second, loop.Exited) and second.exit_code == 3
     assert spawn.reap_spawned() == {}  # nothing left unreaped
     assert starts(tmp_path) == 2
 

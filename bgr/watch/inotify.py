@@ -7,7 +7,7 @@ per-user kernel budget (``fs.inotify.max_user_watches``). Directories that appea
 (and their files reported), ignored or removed ones are dropped, and a ``.gitignore`` edit moves
 the watches. ``watch_error`` turns the kernel's limits into messages that say how to raise them.
 
-watchdog is imported inside the functions that need it, never by ``import bgr.inotify``.
+watchdog is imported inside the functions that need it, never by ``import bgr.watch.inotify``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from bgr.errors import BgrError, WatchError
-from bgr.inbox import Inbox
-from bgr.watched_tree import GITIGNORE, WatchedTree
+from bgr.watch.inbox import Inbox
+from bgr.watch.tree import GITIGNORE, WatchedTree
 
 if TYPE_CHECKING:
     from watchdog.observers.inotify_c import CallbackId, InotifyEvent, Mask, WatchDescriptor

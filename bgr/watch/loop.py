@@ -1,7 +1,7 @@
 """Development mode: the foreground loop of ``bgr --watch`` and the events it reports.
 
 ``run`` starts the process (replacing a running instance), places the watches (``fswatch``),
-gathers changes into bursts (``debounce``), restarts through ``bgr.actions`` after each burst,
+gathers changes into bursts (``debounce``), restarts through ``bgr.core.launch`` after each burst,
 notices crashes, optionally streams the logs (``logstream``), and yields all of it as events. It
 never prints; the CLI does.
 
@@ -18,14 +18,17 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bgr import actions, home, logfiles, procs, spawn, teardown
-from bgr.debounce import Debouncer
+from bgr import paths
+from bgr.core import launch, teardown
 from bgr.errors import BgrError, NotFound, SpawnError, UsageError
-from bgr.fswatch import Watcher
-from bgr.inbox import Inbox
-from bgr.logstream import LogFollower
+from bgr.logfiles import reading
 from bgr.models import Desired, ProcessRecord, StartRequest, StartResult
+from bgr.proc import identity, spawn
 from bgr.store import open_registry
+from bgr.watch.debounce import Debouncer
+from bgr.watch.inbox import Inbox
+from bgr.watch.logstream import LogFollower
+from bgr.watch.watcher import Watcher
 
 DEFAULT_DEBOUNCE = 0.3
 # How often the loop checks whether the process is still alive.
@@ -97,15 +100,15 @@ def describe_changes(paths: Sequence[str], shown: int = 2) -> str:
 def _plan(request: StartRequest, existing: ProcessRecord | None) -> tuple[Path, Path, Path]:
     """Directory and log files the start will use (``definition.build`` decides the same way): the
     request's, else the stored definition's, else the defaults."""
-    out_default, err_default = map(Path, home.default_log_paths(request.name))
+    out_default, err_default = map(Path, paths.default_log_paths(request.name))
 
     def pick(given: str | None, stored: str | None, default: Path) -> Path:
         if given:
-            return Path(home.absolute(given))
+            return Path(paths.absolute(given))
         return Path(stored) if stored is not None else default
 
     return (
-        pick(request.directory, existing.directory if existing else None, Path(home.current_directory())),
+        pick(request.directory, existing.directory if existing else None, Path(paths.current_directory())),
         pick(request.stdout, existing.stdout if existing else None, out_default),
         pick(request.stderr, existing.stderr if existing else None, err_default),
     )
@@ -118,7 +121,7 @@ def _log_files(stream: str, stdout: Path, stderr: Path) -> list[tuple[str, Path]
 
 
 def _alive(record: ProcessRecord) -> bool:
-    return procs.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
+    return identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
 
 
 class _Session:
@@ -146,10 +149,10 @@ class _Session:
         raises."""
         try:
             if changes:
-                result = actions.restart(self.name, db=self.db, grace=self.grace)
+                result = launch.restart(self.name, db=self.db, grace=self.grace)
             else:
                 request = self.request._replace(force=True)
-                result = actions.start(request, db=self.db, grace=self.grace)
+                result = launch.start(request, db=self.db, grace=self.grace)
         except NotFound:
             if not changes:
                 raise
@@ -198,8 +201,8 @@ class _Session:
         if code is None and record.pid and spawn.is_our_child(record.pid):
             code = spawn.wait_exit(record.pid, 0)
         if record.instance:
-            actions.record_exit(self.name, record.instance, code, db=self.db)
-        tail = "".join(logfiles.tail(Path(row.stderr), TAIL_LINES))
+            launch.record_exit(self.name, record.instance, code, db=self.db)
+        tail = "".join(reading.tail(Path(row.stderr), TAIL_LINES))
         yield Exited(self.name, code, tail)
 
 
@@ -229,7 +232,7 @@ def run(
     after the last ``lines`` lines of the current log files. The process keeps running when the
     loop ends: it is a normal managed process.
     """
-    name = home.validate_name(request.name)
+    name = paths.validate_name(request.name)
     with open_registry(db) as reg:
         existing = reg.get(name)
     if existing is None and request.command is None:
@@ -239,7 +242,7 @@ def run(
     watcher = Watcher(
         directory,
         ignore=ignore,
-        ignore_paths=(Path(home.state_dir()), stdout, stderr),
+        ignore_paths=(Path(paths.state_dir()), stdout, stderr),
         inbox=inbox,
         backend=backend,
     )

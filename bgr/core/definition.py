@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from bgr import home
+from bgr import paths
 from bgr.errors import UsageError
 from bgr.models import ProcessRecord, StartRequest
 from bgr.store import EVENTS_KEPT
@@ -52,23 +52,23 @@ def _load_config(directory: str, explicit: str | None) -> tuple[str | None, dict
 
 def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
     """Merge a request into the stored definition (new values win) and validate everything."""
-    name = home.validate_name(req.name)
+    name = paths.validate_name(req.name)
     group = req.group
     if group is not None:
-        group = home.validate_name(group, "group")
+        group = paths.validate_name(group, "group")
     _check_env(req.env)
     if existing is None:
         command = req.command
         if command is None:
             raise UsageError(f"no process named {name!r}; give --command to start a new one")
-        directory = home.absolute(req.directory) if req.directory else home.current_directory()
-        out_default, err_default = home.default_log_paths(name)
+        directory = paths.absolute(req.directory) if req.directory else paths.current_directory()
+        out_default, err_default = paths.default_log_paths(name)
         record = ProcessRecord(
             name=name,
             directory=directory,
             command=command,
-            stdout=home.absolute(req.stdout) if req.stdout else out_default,
-            stderr=home.absolute(req.stderr) if req.stderr else err_default,
+            stdout=paths.absolute(req.stdout) if req.stdout else out_default,
+            stderr=paths.absolute(req.stderr) if req.stderr else err_default,
             group=group,
             env=dict(req.env),
             fetch=bool(req.fetch),
@@ -77,9 +77,9 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
     else:
         record = existing._replace(
             command=req.command if req.command is not None else existing.command,
-            directory=home.absolute(req.directory) if req.directory else existing.directory,
-            stdout=home.absolute(req.stdout) if req.stdout else existing.stdout,
-            stderr=home.absolute(req.stderr) if req.stderr else existing.stderr,
+            directory=paths.absolute(req.directory) if req.directory else existing.directory,
+            stdout=paths.absolute(req.stdout) if req.stdout else existing.stdout,
+            stderr=paths.absolute(req.stderr) if req.stderr else existing.stderr,
             group=group if group is not None else existing.group,
             env={**existing.env, **req.env},
             fetch=existing.fetch if req.fetch is None else req.fetch,
@@ -92,7 +92,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
     # Checked here, before anything is stopped: a --force start must not kill the running instance
     # and then fail to launch the new one.
     check_log_directories(record)
-    explicit = home.absolute(req.config) if req.config else record.config_path
+    explicit = paths.absolute(req.config) if req.config else record.config_path
     config_path, config_env = _load_config(record.directory, explicit)
     return record._replace(config_path=config_path, config_env=config_env)
 

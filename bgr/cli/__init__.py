@@ -7,7 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bgr import __version__, home, render, status, streams
+from bgr import __version__, paths
+from bgr.cli import output, streams
+from bgr.core import queries
 from bgr.errors import BgrError, UsageError
 from bgr.models import StartRequest
 
@@ -143,7 +145,7 @@ def parse(argv: Sequence[str]) -> dict[str, Any]:
     fast = _plain_parse(argv)
     if fast is not None:
         return fast
-    from bgr import argv as cliargs
+    from bgr.cli import docopt_parse as cliargs
 
     return cliargs.parse(USAGE, argv, _LONG_OPTIONS, "bgr")
 
@@ -200,7 +202,7 @@ def run(argv: Sequence[str]) -> int:
     # `is not None`, not truthiness: an empty NAME must be refused, not mistaken for "list".
     target: str | None = positional if positional is not None else named
     if target is not None:
-        home.validate_name(target)
+        paths.validate_name(target)
     controls = [c for c in _CONTROL if args[c]]
     starting = named is not None or args["--command"] is not None
     if len(controls) > 1:
@@ -236,10 +238,10 @@ def run(argv: Sequence[str]) -> int:
         return _look(args, target, db=db, lines=lines)
 
     # Imported only to change something: listing must not pay for spawn, locks and the stopper.
-    from bgr import actions, teardown
+    from bgr.core import launch, teardown
 
     grace = teardown.DEFAULT_GRACE if grace is None else grace
-    wait = actions.STARTUP_WINDOW if wait is None else wait
+    wait = launch.STARTUP_WINDOW if wait is None else wait
     if controls:
         return _control(
             controls[0], target, db=db, grace=grace, as_json=as_json, force=args["--force"], wait=wait
@@ -248,12 +250,12 @@ def run(argv: Sequence[str]) -> int:
         return _watch(args, target, db=db, grace=grace)
     assert target is not None
     request = _start_request(args, target)
-    result = actions.start(request, db=db, grace=grace, startup_window=wait)
+    result = launch.start(request, db=db, grace=grace, startup_window=wait)
     if as_json:
-        _out(render.to_json(render.as_dict(result.info)))
+        _out(output.to_json(output.as_dict(result.info)))
     else:
         _out(
-            render.started_line(
+            output.started_line(
                 result.info, replaced=result.replaced, pulled=result.pulled, freed=result.freed
             )
         )
@@ -269,18 +271,18 @@ def _look(args: dict[str, Any], target: str | None, *, db: str | None, lines: fl
         assert target is not None
         return _logs(args, target, db=db, lines=lines)
     if target is not None:
-        info = status.get(target, db=db)
+        info = queries.get(target, db=db)
         if as_json:
-            _out(render.to_json(render.as_dict(info, show_env=args["--show-env"], details=True)))
+            _out(output.to_json(output.as_dict(info, show_env=args["--show-env"], details=True)))
         else:
-            _out(render.details(info, show_env=args["--show-env"], colour=_colour()))
+            _out(output.details(info, show_env=args["--show-env"], colour=_colour()))
         return 0
-    infos = status.list_processes(db=db, group=args["--filter"])
+    infos = queries.list_processes(db=db, group=args["--filter"])
     if as_json:
-        _out(render.to_json([render.as_dict(i, show_env=args["--show-env"]) for i in infos]))
+        _out(output.to_json([output.as_dict(i, show_env=args["--show-env"]) for i in infos]))
     else:
         width = _terminal_width()
-        _out(render.table(infos, colour=_colour(), width=width))
+        _out(output.table(infos, colour=_colour(), width=width))
     return 0
 
 
@@ -321,21 +323,21 @@ def _control(
     as_json: bool,
     force: bool = False,
 ) -> int:
-    from bgr import actions, teardown
+    from bgr.core import launch, teardown
 
     if action == "--restart":
         assert target is not None
-        result = actions.restart(target, db=db, grace=grace, startup_window=wait, force=force)
+        result = launch.restart(target, db=db, grace=grace, startup_window=wait, force=force)
         _out(
-            render.to_json(render.as_dict(result.info))
+            output.to_json(output.as_dict(result.info))
             if as_json
-            else render.started_line(result.info, replaced=True, pulled=result.pulled, freed=result.freed)
+            else output.started_line(result.info, replaced=True, pulled=result.pulled, freed=result.freed)
         )
         return 0
     if action == "--clean":
         removed = teardown.clean(db=db)
         _out(
-            render.to_json(removed)
+            output.to_json(removed)
             if as_json
             else (f"forgot {len(removed)}: {', '.join(removed)}" if removed else "nothing to clean")
         )
@@ -351,7 +353,7 @@ def _control(
     verb = {"--stop": "stopped", "--delete": "deleted", "--nuke": "deleted"}[action]
     if as_json:
         _out(
-            render.to_json(
+            output.to_json(
                 [
                     {
                         "name": r.name,
@@ -366,7 +368,7 @@ def _control(
     elif not results:
         _out("no processes")
     else:
-        _out("\n".join(render.stopped_line(r, verb) for r in results))
+        _out("\n".join(output.stopped_line(r, verb) for r in results))
     return 1 if any(r.leftover for r in results) else 0
 
 
@@ -379,16 +381,16 @@ def _stream_choice(args: dict[str, Any]) -> str:
 
 
 def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | None) -> int:
-    from bgr import logfiles
+    from bgr.logfiles import reading
 
-    paths = status.log_paths(name, db=db, stream=_stream_choice(args))
+    paths = queries.log_paths(name, db=db, stream=_stream_choice(args))
     count = None if lines is None else int(lines)
     # Tail up to the size seen now and follow from exactly there: no line missed or shown twice.
     ends = {label: _size(path) for label, path in paths}
     for label, path in paths:
         if len(paths) > 1 or not args["--follow"]:
             _out(f"==> {label}: {path} <==")
-        for chunk in logfiles.tail(path, count, end=ends[label]):
+        for chunk in reading.tail(path, count, end=ends[label]):
             sys.stdout.write(chunk)
         sys.stdout.flush()
     if args["--follow"]:
@@ -397,7 +399,7 @@ def _logs(args: dict[str, Any], name: str, *, db: str | None, lines: float | Non
         stop = threading.Event()
         prefix = len(paths) > 1
         try:
-            for label, text in logfiles.follow(paths, stop, start=ends):
+            for label, text in reading.follow(paths, stop, start=ends):
                 sys.stdout.write(f"[{label}] {text}" if prefix else text)
                 sys.stdout.flush()
         except KeyboardInterrupt:
@@ -417,7 +419,8 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
     import signal
     import threading
 
-    from bgr import actions, watch
+    from bgr.core import launch
+    from bgr.watch import loop
 
     assert target is not None
     if args["--json"]:
@@ -425,7 +428,7 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
     debounce = _number(args["--debounce"], "--debounce", integer=True)
     lines = _number(args["--lines"], "--lines", integer=True)
     wait = _number(args["--wait"], "--wait")
-    wait = actions.STARTUP_WINDOW if wait is None else wait
+    wait = launch.STARTUP_WINDOW if wait is None else wait
     stream = _stream_choice(args) if args["--logs"] else None
     stop = threading.Event()
 
@@ -438,10 +441,10 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = False
     try:
-        events = watch.run(
+        events = loop.run(
             _start_request(args, target),
             stop=stop,
-            debounce=watch.DEFAULT_DEBOUNCE if debounce is None else debounce / 1000,
+            debounce=loop.DEFAULT_DEBOUNCE if debounce is None else debounce / 1000,
             ignore=tuple(args["--ignore"]),
             logs=stream,
             lines=int(lines or 0),
@@ -450,9 +453,9 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
         )
         with contextlib.closing(events):
             for event in events:
-                started = started or isinstance(event, (watch.Started, watch.StartFailed))
+                started = started or isinstance(event, (loop.Started, loop.StartFailed))
                 _watch_event(event, target, stream)
-                if isinstance(event, watch.Gone):
+                if isinstance(event, loop.Gone):
                     return 0
     except BgrError as exc:
         if started:  # the process outlives the watcher: say so under the error
@@ -466,40 +469,40 @@ def _watch(args: dict[str, Any], target: str | None, *, db: str | None, grace: f
 
 
 def _watch_event(event: object, name: str, stream: str | None) -> None:
-    from bgr import watch
+    from bgr.watch import loop
 
-    if isinstance(event, watch.Output):
+    if isinstance(event, loop.Output):
         text = event.text
         if stream == "both":
             text = "".join(f"[{event.label}] {line}" for line in text.splitlines(keepends=True))
         sys.stdout.write(text)
-    elif isinstance(event, watch.Watching):
+    elif isinstance(event, loop.Watching):
         plural = "directory" if event.directories == 1 else "directories"
         _out(f"watching {event.directory} ({event.directories} {plural}); Ctrl-C stops watching")
-    elif isinstance(event, watch.Started):
+    elif isinstance(event, loop.Started):
         result = event.result
         if event.changes:
             if result.pulled:
                 _out(f"git: {result.pulled}")
-            changed = watch.describe_changes(event.changes)
+            changed = loop.describe_changes(event.changes)
             _out(f"restarted {name} (pid {result.info.record.pid}): {changed} changed")
         else:
             _out(
-                render.started_line(
+                output.started_line(
                     result.info, replaced=result.replaced, pulled=result.pulled, freed=result.freed
                 )
             )
-    elif isinstance(event, watch.StartFailed):
+    elif isinstance(event, loop.StartFailed):
         sys.stdout.flush()
         details = f"\n{event.error.details.rstrip()}" if event.error.details else ""
         sys.stderr.write(f"bgr: {event.error}{details}\n")
         sys.stderr.flush()
         _out(f"waiting for a change to start {name} again")
-    elif isinstance(event, watch.Exited):
+    elif isinstance(event, loop.Exited):
         _out(_exit_line(event))
         if event.stderr_tail.strip() and stream not in ("both", "stderr"):
             _out("".join(f"  {line}" for line in event.stderr_tail.splitlines(keepends=True)))
-    elif isinstance(event, watch.Gone):
+    elif isinstance(event, loop.Gone):
         _out(f"{name} was deleted; stopped watching")
     sys.stdout.flush()
 
@@ -521,7 +524,7 @@ def _watch_summary(name: str, db: str | None) -> str:
     from bgr.models import Status
 
     try:
-        info = status.get(name, db=db, details=False)
+        info = queries.get(name, db=db, details=False)
     except BgrError:
         return "stopped watching"
     if info.status is Status.RUNNING:

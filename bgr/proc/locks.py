@@ -13,21 +13,21 @@ import os
 import time
 from collections.abc import Iterator
 
-from bgr import home
+from bgr import paths
 from bgr.errors import LockHeld
 
 
 @contextlib.contextmanager
 def name_lock(name: str, *, timeout: float = 30.0, what: str = "process") -> Iterator[None]:
     """Hold the lock for ``name`` (already validated) for the duration of the block."""
-    with file_lock(home.lock_path(name), timeout=timeout, held_by=f"{what} {name!r}"):
+    with file_lock(paths.lock_path(name), timeout=timeout, held_by=f"{what} {name!r}"):
         yield
 
 
 @contextlib.contextmanager
 def file_lock(path: os.PathLike[str] | str, *, timeout: float, held_by: str) -> Iterator[None]:
     """Exclusive flock on ``path``; waits up to ``timeout`` seconds (0 = try once)."""
-    fd = home.open_private(os.fspath(path), os.O_RDWR | os.O_CREAT)
+    fd = paths.open_private(os.fspath(path), os.O_RDWR | os.O_CREAT)
     try:
         deadline = time.monotonic() + timeout
         delay = 0.001

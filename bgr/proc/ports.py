@@ -10,7 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterable
 
-from bgr import procs, stopper
+from bgr.proc import identity, stopper
 from bgr.record import Record
 
 
@@ -39,11 +39,11 @@ def _is_listener(conn: object) -> bool:
 
 def instance_pids(pid: int | None, pgid: int | None, token: str | None, instance: str | None) -> list[int]:
     """Live pids of one instance (leader, group, marked escapees), for ports and stats."""
-    marked = procs.marked_pids([instance]) if instance else {}
+    marked = identity.marked_pids([instance]) if instance else {}
     target = stopper.collect_targets(pid, pgid, token, instance, marked)
     pids = {m.pid for m in target.members}
-    if target.pgid and procs.LINUX:
-        pids.update(s.pid for s in procs.all_stats() if s.pgid == target.pgid)
+    if target.pgid and identity.LINUX:
+        pids.update(s.pid for s in identity.all_stats() if s.pgid == target.pgid)
     return sorted(pids)
 
 
@@ -81,7 +81,7 @@ def listeners_on(ports: Iterable[int]) -> list[Listener]:
             command = " ".join(proc.cmdline()) or proc.name()
         except psutil.Error:
             continue
-        token = procs.start_token(conn.pid)
+        token = identity.start_token(conn.pid)
         if token:
             found[(conn.laddr.port, conn.pid)] = Listener(conn.laddr.port, conn.pid, command, token)
     return list(found.values())

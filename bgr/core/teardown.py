@@ -14,11 +14,12 @@ import os
 import time
 from collections.abc import Iterable
 
-from bgr import home, procs, stopper
-from bgr.definition import with_event
-from bgr.locks import name_lock
+from bgr import paths
+from bgr.core.definition import with_event
+from bgr.core.queries import is_running
 from bgr.models import Desired, ProcessRecord, StopResult
-from bgr.status import is_running
+from bgr.proc import identity, stopper
+from bgr.proc.locks import name_lock
 from bgr.store import Registry, open_registry
 
 DEFAULT_GRACE = 5.0
@@ -26,7 +27,7 @@ DEFAULT_GRACE = 5.0
 
 def stop_records(records: list[ProcessRecord], grace: float) -> list[StopResult]:
     """Stop every live instance in ``records`` at once: one grace period for all of them."""
-    marked = procs.marked_pids(r.instance for r in records if r.instance)
+    marked = identity.marked_pids(r.instance for r in records if r.instance)
     targets = [stopper.collect_targets(r.pid, r.pgid, r.start_token, r.instance, marked) for r in records]
     live = [i for i, t in enumerate(targets) if t.members]
     killed, leftover = stopper.stop_targets([targets[i] for i in live], grace)
@@ -56,7 +57,7 @@ def stop_many(
     names: Iterable[str], *, db: str | None = None, grace: float = DEFAULT_GRACE
 ) -> list[StopResult]:
     """Stop several processes in parallel; the guard will not restart them."""
-    wanted = [home.validate_name(n) for n in names]  # before the registry (and state dir) exist
+    wanted = [paths.validate_name(n) for n in names]  # before the registry (and state dir) exist
     with open_registry(db) as reg:
         records, results = _stop_named(reg, wanted, grace)
         now = time.time()
@@ -107,7 +108,7 @@ def delete_many(
     names: Iterable[str], *, db: str | None = None, grace: float = DEFAULT_GRACE
 ) -> list[StopResult]:
     """Stop several processes in parallel and forget them (and their logs in the state directory)."""
-    wanted = [home.validate_name(n) for n in names]  # before the registry (and state dir) exist
+    wanted = [paths.validate_name(n) for n in names]  # before the registry (and state dir) exist
     with open_registry(db) as reg:
         records, results = _stop_named(reg, wanted, grace)
         for record in records:
@@ -123,7 +124,7 @@ def delete_many(
 
 def _remove_logs(record: ProcessRecord) -> None:
     # Logs the user placed elsewhere (--stdout/--stderr) are theirs to keep; ours go.
-    state = home.state_dir()
+    state = paths.state_dir()
     for path in {record.stdout, record.stderr}:
         if os.path.dirname(path) == state:
             with contextlib.suppress(FileNotFoundError):

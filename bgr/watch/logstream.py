@@ -1,6 +1,6 @@
 """Stream a process's log files into ``bgr --watch``'s inbox, across restarts.
 
-``logfiles.follow`` blocks and polls, so it runs on a thread of its own and hands lines to the
+``reading.follow`` blocks and polls, so it runs on a thread of its own and hands lines to the
 loop through the ``Inbox`` (which makes it wait when the loop falls behind). A restart moves the
 log files to backups and the new instance creates them again; ``follow`` finishes the old file,
 then reads the new one from its start.
@@ -12,8 +12,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from bgr import logfiles
-from bgr.inbox import Inbox
+from bgr.logfiles import reading
+from bgr.watch.inbox import Inbox
 
 
 class LogFollower:
@@ -28,11 +28,11 @@ class LogFollower:
                 ends[label] = path.stat().st_size
             except OSError:
                 continue
-            text = "".join(logfiles.tail(path, lines, end=ends[label]))
+            text = "".join(reading.tail(path, lines, end=ends[label]))
             if text:
                 self.tail.append((label, text))
         self._stop = threading.Event()
-        self._lines = logfiles.follow(paths, self._stop, start=ends)
+        self._lines = reading.follow(paths, self._stop, start=ends)
         self._inbox = inbox
         self._thread = threading.Thread(target=self._run, name="bgr-watch-logs", daemon=True)
         self._thread.start()

@@ -15,8 +15,9 @@ import signal
 import time
 from collections.abc import Mapping
 
-from bgr import home, procs
+from bgr import paths
 from bgr.errors import SpawnError
+from bgr.proc import identity
 from bgr.record import Record
 
 # $0 names the instance in `ps`; $1 is the directory, $2 the user's command, run exactly as sh -c.
@@ -111,9 +112,9 @@ def cannot_exec(command: str, directory: str, path: str | None) -> bool:
 
 def _open_log(path: str) -> int:
     try:
-        if os.path.dirname(path) == home.state_dir():
-            return home.open_private(path, _LOG_FLAGS)
-        return os.open(path, _LOG_FLAGS | os.O_CLOEXEC, home.FILE_MODE)
+        if os.path.dirname(path) == paths.state_dir():
+            return paths.open_private(path, _LOG_FLAGS)
+        return os.open(path, _LOG_FLAGS | os.O_CLOEXEC, paths.FILE_MODE)
     except OSError as exc:
         raise SpawnError(f"cannot open log file {path}: {exc.strerror}") from exc
 
@@ -158,7 +159,7 @@ def spawn(
     _spawned.add(pid)
     started_at = time.time()
     # The child is ours and unreaped, so its /proc entry exists even if it already exited.
-    token = procs.start_token(pid) or f"unknown:{instance}"
+    token = identity.start_token(pid) or f"unknown:{instance}"
     return Spawned(pid=pid, pgid=pid, start_token=token, instance=instance, started_at=started_at)
 
 

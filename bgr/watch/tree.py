@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from bgr.ignore import DEFAULT_IGNORES, IgnoreRules, Rule, compile_rule, parse_rules
+from bgr.watch.ignore import DEFAULT_IGNORES, IgnoreRules, Rule, compile_rule, parse_rules
 
 GITIGNORE = ".gitignore"
 _GITIGNORE_MAX = 1024 * 1024

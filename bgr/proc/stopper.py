@@ -14,7 +14,7 @@ import os
 import signal
 import time
 
-from bgr import procs
+from bgr.proc import identity
 from bgr.record import Record
 
 _POLL_SECONDS = 0.01
@@ -45,22 +45,22 @@ def collect_targets(
     members: dict[int, Target] = {}
 
     def add(candidate: int) -> None:
-        candidate_token = procs.start_token(candidate)
-        if candidate_token and candidate not in members and procs.is_alive(candidate, candidate_token):
+        candidate_token = identity.start_token(candidate)
+        if candidate_token and candidate not in members and identity.is_alive(candidate, candidate_token):
             members[candidate] = Target(candidate, candidate_token)
 
-    leader_alive = procs.is_alive(pid, token)
+    leader_alive = identity.is_alive(pid, token)
     if leader_alive and pid is not None and token is not None:
         members[pid] = Target(pid, token)
         # Children that scrubbed their environment but are still attached to the leader.
-        for child in procs.descendants(pid):
+        for child in identity.descendants(pid):
             add(child)
     for candidate in marked.get(instance or "", []):
         add(candidate)
     # The group is ours to signal only while something we can vouch for is in it: the leader, or a
     # process carrying our marker. Otherwise the pgid may belong to a stranger by now. A marked
     # escapee that left the group (setsid) vouches for nothing there: check membership.
-    vouched = leader_alive or any(procs.pgid_of(m) == pgid for m in members)
+    vouched = leader_alive or any(identity.pgid_of(m) == pgid for m in members)
     group = pgid if vouched else None
     return StopTarget(pgid=group, members=tuple(members.values()))
 
@@ -69,10 +69,10 @@ def _send(target: Target, sig: int) -> bool:
     """Signal one pinned process. False if it is gone or not ours (EPERM: never escalate)."""
     pidfd = -1
     try:
-        if procs.LINUX:
+        if identity.LINUX:
             pidfd = os.pidfd_open(target.pid)
         # With the pidfd open the pid cannot be reused, so this check is not racy.
-        if not procs.is_alive(target.pid, target.token):
+        if not identity.is_alive(target.pid, target.token):
             return False
         if pidfd >= 0:
             signal.pidfd_send_signal(pidfd, sig)
@@ -101,8 +101,8 @@ def _signal_target(target: StopTarget, sig: int) -> None:
 def _group_alive(pgid: int | None) -> bool:
     if not pgid or pgid <= 1:
         return False
-    if procs.LINUX:
-        return any(s.pgid == pgid for s in procs.all_stats())
+    if identity.LINUX:
+        return any(s.pgid == pgid for s in identity.all_stats())
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
@@ -111,7 +111,7 @@ def _group_alive(pgid: int | None) -> bool:
 
 
 def _remaining(target: StopTarget) -> list[int]:
-    alive = [m.pid for m in target.members if procs.is_alive(m.pid, m.token)]
+    alive = [m.pid for m in target.members if identity.is_alive(m.pid, m.token)]
     if not alive and _group_alive(target.pgid):
         alive.append(-(target.pgid or 0))  # a group member we did not pin still runs
     return alive

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import time
 
-from bgr import definition, home, spawn, stopper
+from bgr import paths
+from bgr.core import definition
+from bgr.core.queries import is_running
+from bgr.core.teardown import DEFAULT_GRACE, stop_records
 from bgr.errors import AlreadyRunning, SpawnError
-from bgr.locks import name_lock
 from bgr.models import Desired, FreedPort, ProcessInfo, ProcessRecord, StartRequest, StartResult, Status
-from bgr.ports import instance_pids, kill_listeners, listeners_on, listening_ports
-from bgr.status import is_running
+from bgr.proc import spawn, stopper
+from bgr.proc.locks import name_lock
+from bgr.proc.ports import instance_pids, kill_listeners, listeners_on, listening_ports
 from bgr.store import Registry, open_registry
-from bgr.teardown import DEFAULT_GRACE, stop_records
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ def _launch(
     """Spawn ``record`` and store the new instance. Caller holds the name lock."""
     _check_writable(reg)
     if existing is not None and backup_logs:
-        from bgr import backups
+        from bgr.logfiles import backups
 
         backups.move_to_backup(existing.stdout, existing.name, "out")
         if existing.stderr != existing.stdout:
@@ -114,9 +116,9 @@ def _watch_startup(reg: Registry, record: ProcessRecord, window: float) -> None:
     if code is None:
         return
     reg.update(record.name, instance=record.instance, exit_code=code, stopped_at=time.time())
-    from bgr import logfiles
+    from bgr.logfiles import reading
 
-    tail = "".join(logfiles.tail(record.stderr, _TAIL_LINES)).rstrip("\n")
+    tail = "".join(reading.tail(record.stderr, _TAIL_LINES)).rstrip("\n")
     if code == 127:
         what = "command not found (exit 127)"
     elif code == 126:
@@ -152,7 +154,7 @@ def start(
     A name that is running is refused without ``force``. A stopped or crashed name is started again
     with its stored definition, updated by whatever the request sets.
     """
-    name = home.validate_name(request.name)
+    name = paths.validate_name(request.name)
     with open_registry(db) as reg:
         with name_lock(name):
             existing = reg.get(name)
@@ -208,7 +210,7 @@ def restart(
     """Stop the process if it runs, re-read its TOML config, and start it with its stored definition.
 
     ``pull=False`` skips the ``--fetch`` pull (bgr-guard restarts after a pull it just did)."""
-    name = home.validate_name(name)
+    name = paths.validate_name(name)
     with open_registry(db) as reg:
         reg.require(name)
     return (

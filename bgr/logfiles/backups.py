@@ -4,7 +4,7 @@ Managed children write their own log files (opened ``O_WRONLY|O_APPEND|O_CREAT``
 this module is never in the data path: it only copies, renames, and cuts files that someone else
 is appending to, in chunks (bounded memory whatever the log size).
 
-Backups live in ``home.backup_dir()`` as ``<name>-<stream>-<YYYY-MM-DDTHH-MM-SS>[-N].txt`` (local
+Backups live in ``paths.backup_dir()`` as ``<name>-<stream>-<YYYY-MM-DDTHH-MM-SS>[-N].txt`` (local
 time; ``-1``, ``-2``, ... when that second is taken). Concatenating a name+stream's backups
 oldest first, then the live file, gives the exact byte stream the process wrote (see
 ``rotate_live`` for the one exception, the copy-then-truncate fallback).
@@ -29,9 +29,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from bgr import home
+from bgr import paths
 from bgr.errors import BgrError, UsageError
-from bgr.logfiles import CHUNK, block_size
+from bgr.logfiles.reading import CHUNK, block_size
 
 _STAMP = "%Y-%m-%dT%H-%M-%S"
 _STREAMS = ("out", "err")
@@ -68,7 +68,7 @@ class RotationResult:
 
 
 def _check(name: str, stream: str) -> None:
-    home.validate_name(name)
+    paths.validate_name(name)
     if stream not in _STREAMS:
         raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
 
@@ -82,7 +82,7 @@ def backups(name: str, stream: str) -> list[Path]:
     _check(name, stream)
     pattern = _backup_pattern(name, stream)
     found: list[tuple[str, int, Path]] = []
-    with os.scandir(home.backup_dir()) as entries:
+    with os.scandir(paths.backup_dir()) as entries:
         for entry in entries:
             match = pattern.fullmatch(entry.name)
             if match and entry.is_file(follow_symlinks=False):
@@ -103,7 +103,7 @@ def prune_backups(name: str, stream: str, keep: int) -> list[Path]:
 
 def _reserve_backup(name: str, stream: str, now: float) -> tuple[Path, int]:
     """Create a new, empty, 0600 backup file with a unique name; O_EXCL makes the name ours."""
-    directory = Path(home.backup_dir())
+    directory = Path(paths.backup_dir())
     stamp = time.strftime(_STAMP, time.localtime(now))
     # Count on from the highest counter used this second, never re-using a pruned lower one:
     # a re-used name would sort as the oldest backup and be pruned at once.
@@ -117,10 +117,10 @@ def _reserve_backup(name: str, stream: str, now: float) -> tuple[Path, int]:
         suffix = f"-{n}" if n else ""
         candidate = directory / f"{name}-{stream}-{stamp}{suffix}.txt"
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, home.FILE_MODE)
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, paths.FILE_MODE)
         except FileExistsError:
             continue
-        os.fchmod(fd, home.FILE_MODE)  # the umask may have taken bits away; be explicit
+        os.fchmod(fd, paths.FILE_MODE)  # the umask may have taken bits away; be explicit
         return candidate, fd
     raise AssertionError("unreachable")
 
@@ -159,7 +159,7 @@ def move_to_backup(
             os.fsync(out_fd)
             path.unlink()
         else:
-            os.chmod(backup, home.FILE_MODE)
+            os.chmod(backup, paths.FILE_MODE)
     except OSError as exc:
         backup.unlink(missing_ok=True)  # nothing moved yet, or the original is still there
         raise BgrError(
@@ -231,7 +231,7 @@ def collapse_supported(directory: Path) -> bool:
     """Whether files in ``directory`` can be rotated losslessly (probes with a scratch file)."""
     probe = Path(directory) / f".bgr-collapse-probe-{os.getpid()}-{threading.get_ident()}"
     try:
-        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, home.FILE_MODE)
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, paths.FILE_MODE)
     except OSError:
         return False
     try:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 
-from bgr import home, procs
+from bgr import paths
 from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
+from bgr.proc import identity
 from bgr.store import open_registry
 
 
 def is_running(record: ProcessRecord) -> bool:
     """True while the record's instance lives: its leader, or marked processes in its group."""
-    return procs.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
+    return identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
 
 
 def _status(record: ProcessRecord, alive: bool) -> Status:
@@ -39,24 +40,24 @@ def inspect(record: ProcessRecord, *, details: bool = False) -> ProcessInfo:
     info = ProcessInfo(record=record, status=_status(record, alive), exit_code=record.exit_code)
     if not alive:
         return info
-    if procs.LINUX and record.pgid is not None:
-        rss, cpu = procs.tree_rss_by_group([record.pgid]).get(record.pgid, (0, 0))
+    if identity.LINUX and record.pgid is not None:
+        rss, cpu = identity.tree_rss_by_group([record.pgid]).get(record.pgid, (0, 0))
         memory: int | None = rss
     else:
-        memory, cpu = (procs.tree_rss(record.pid) if record.pid else None), 0
+        memory, cpu = (identity.tree_rss(record.pid) if record.pid else None), 0
     if not details:
         return info._replace(memory_rss=memory)
-    from bgr import ports  # psutil, and the stopper's target search: only for details
+    from bgr.proc import ports  # psutil, and the stopper's target search: only for details
 
     pids = ports.instance_pids(record.pid, record.pgid, record.start_token, record.instance)
     uptime = time.time() - (record.started_at or time.time())
-    cpu_percent = 100.0 * cpu / procs.clock_ticks() / uptime if procs.LINUX and uptime > 0 else None
+    cpu_percent = 100.0 * cpu / identity.clock_ticks() / uptime if identity.LINUX and uptime > 0 else None
     return info._replace(memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(ports.listening_ports(pids)))
 
 
 def get(name: str, *, db: str | None = None, details: bool = True) -> ProcessInfo:
     """Everything known about one process: status, identity, figures, ports."""
-    name = home.validate_name(name)
+    name = paths.validate_name(name)
     with open_registry(db) as reg:
         return inspect(reg.require(name), details=details)
 
@@ -66,24 +67,24 @@ def list_processes(*, db: str | None = None, group: str | None = None) -> list[P
     with open_registry(db) as reg:
         records = reg.all(group)
     alive = {r.name: is_running(r) for r in records}
-    usage = procs.tree_rss_by_group(r.pgid for r in records if alive[r.name] and r.pgid)
+    usage = identity.tree_rss_by_group(r.pgid for r in records if alive[r.name] and r.pgid)
     infos = []
     for record in records:
         info = ProcessInfo(
             record=record, status=_status(record, alive[record.name]), exit_code=record.exit_code
         )
         if alive[record.name]:
-            if procs.LINUX:
+            if identity.LINUX:
                 info = info._replace(memory_rss=usage.get(record.pgid or 0, (None, 0))[0])
             elif record.pid:
-                info = info._replace(memory_rss=procs.tree_rss(record.pid))
+                info = info._replace(memory_rss=identity.tree_rss(record.pid))
         infos.append(info)
     return infos
 
 
 def log_paths(name: str, *, db: str | None = None, stream: str = "both") -> list[tuple[str, str]]:
     """The log files of one process: ``[("stdout", path), ("stderr", path)]`` or one of them."""
-    name = home.validate_name(name)
+    name = paths.validate_name(name)
     with open_registry(db) as reg:
         record = reg.require(name)
     chosen = []
@@ -98,8 +99,8 @@ def logs(
     name: str, *, db: str | None = None, stream: str = "both", lines: int | None = None
 ) -> dict[str, str]:
     """The last ``lines`` lines (all when None) of a process's logs, per stream, decoded leniently."""
-    from bgr import logfiles
+    from bgr.logfiles import reading
 
     return {
-        label: "".join(logfiles.tail(path, lines)) for label, path in log_paths(name, db=db, stream=stream)
+        label: "".join(reading.tail(path, lines)) for label, path in log_paths(name, db=db, stream=stream)
     }

@@ -1,11 +1,11 @@
 """``Watcher``: watch a directory tree, minus ignored paths, and put changed paths in an inbox.
 
-On Linux the per-directory inotify backend (``bgr.inotify``); elsewhere watchdog's recursive
+On Linux the per-directory inotify backend (``bgr.watch.inotify``); elsewhere watchdog's recursive
 platform ``Observer`` (macOS FSEvents watches a tree with one stream, so there is no
 per-directory budget to protect) whose events are filtered through the same rules. Changed paths
 are relative to the root with ``/`` separators; a directory that moved away ends with ``/``.
 
-watchdog is imported only when a ``Watcher`` is created, never by ``import bgr.fswatch``.
+watchdog is imported only when a ``Watcher`` is created, never by ``import bgr.watch.watcher``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from bgr.errors import UsageError
-from bgr.inbox import Inbox
-from bgr.inotify import InotifyBackend, inotify_available, watch_error
-from bgr.watched_tree import WatchedTree
+from bgr.watch.inbox import Inbox
+from bgr.watch.inotify import InotifyBackend, inotify_available, watch_error
+from bgr.watch.tree import WatchedTree
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent

@@ -1,0 +1,1 @@
+"""Log files: reading (tail, follow), backups at restart, and live rotation."""

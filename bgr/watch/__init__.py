@@ -1,0 +1,1 @@
+"""``bgr --watch``: the foreground loop, its file-watching backends, ignore rules and debouncing."""
