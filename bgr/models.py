@@ -45,6 +45,19 @@ class Desired(StrEnum):
     STOPPED = "stopped"
 
 
+class Identity(Record):
+    """One launched instance: its leader's pid and start token, its process group, its marker uuid.
+
+    A pid alone is never trusted (see ``bgr.proc.identity``): ``token`` pins it to one process, and
+    ``instance`` is the ``BGR_INSTANCE`` value every process of the instance carries.
+    """
+
+    pid: int | None
+    pgid: int | None
+    token: str | None
+    instance: str | None
+
+
 class ProcessRecord(Record):
     """One registry row: the definition a restart re-uses, plus the last launched instance."""
 
@@ -73,6 +86,11 @@ class ProcessRecord(Record):
     events: tuple[Mapping[str, Any], ...] = ()  # newest last, capped
     created_at: float | None = None
     updated_at: float | None = None
+
+    @property
+    def identity(self) -> Identity:
+        """The last launched instance's identity."""
+        return Identity(self.pid, self.pgid, self.start_token, self.instance)
 
     def child_env(self) -> dict[str, str]:
         """The variables bgr itself adds to the inherited environment (config first, --env wins)."""

@@ -120,3 +120,11 @@ def open_private(path: os.PathLike[str] | str, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def file_size(path: os.PathLike[str] | str) -> int:
+    """The size of a file (a log) in bytes; 0 when it does not exist (yet) or cannot be read."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0

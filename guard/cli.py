@@ -1,4 +1,4 @@
-"""bgr-guard command line: docopt usage → GuardOptions → run. Configures logging (only here)."""
+"""bgr-guard command line: argv → :class:`Args` → :class:`GuardOptions` → run; configures logging."""
 
 from __future__ import annotations
 
@@ -6,146 +6,182 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from bgr import __version__, paths
-from bgr.cli import docopt_parse as cliargs
-from bgr.cli import streams
-from bgr.errors import BgrError, UsageError
+from bgr import guard_api as bgr
+from bgr.guard_api import (
+    Record,
+    Table,
+    UsageError,
+    count_from,
+    flag,
+    parse_duration,
+    positional,
+    size_option,
+    value,
+)
 from guard import options as opts
 from guard.policy import PolicyConfig
 
-USAGE = """\
-bgr-guard - keep bgr processes running: restart them, rotate their logs, pull their code.
 
-Usage:
-  bgr-guard [options] NAME [INTERVAL]
-  bgr-guard [options] --all [INTERVAL]
-  bgr-guard [options] --group=GROUP [INTERVAL]
-  bgr-guard (-h | --help)
-  bgr-guard --version
+class Args(Record):
+    """What the command line said; a field per option, in ``--help`` order."""
 
-  NAME                  Guard the bgr process NAME.
-  --all                 Guard every process that should be running (new ones too).
-  --group=GROUP         Guard the processes of GROUP (new ones too).
-  INTERVAL              Seconds between checks (default: 30). Exits are noticed at
-                        once anyway; the checks are the safety net.
+    name: str | None = positional("NAME", "Guard the bgr process NAME.", heading="")
+    all: bool = flag("--all", "Guard every process that should be running (new ones too).")
+    group: str | None = value("--group", "GROUP", "Guard the processes of GROUP (new ones too).")
+    interval: float | None = positional(
+        "INTERVAL",
+        "Seconds between checks (default: 30). Exits are noticed at\n"
+        "once anyway; the checks are the safety net.",
+        convert=parse_duration,
+    )
+    once: bool = flag(
+        "--once", "Check once (restart what is due, rotate, pull) and exit; for cron.", heading="Options"
+    )
+    max_failures: int | None = value(
+        "--max-failures",
+        "N",
+        "Quick failures in a row before giving up: fatal (default: 10).",
+        convert=count_from(1),
+    )
+    backoff_base: float | None = value(
+        "--backoff-base",
+        "DUR",
+        "Wait after the first quick failure, doubled each time (default: 1s).",
+        convert=parse_duration,
+    )
+    backoff_max: float | None = value(
+        "--backoff-max", "DUR", "Longest wait between restarts (default: 60s).", convert=parse_duration
+    )
+    stable_after: float | None = value(
+        "--stable-after",
+        "DUR",
+        "A run this long is not a quick failure; resets the count (default: 10s).",
+        convert=parse_duration,
+    )
+    max_memory: int | None = value(
+        "--max-memory",
+        "SIZE",
+        "Restart a process whose process group uses more resident memory (e.g. 200M).",
+        convert=size_option,
+    )
+    restart_every: float | None = value(
+        "--restart-every",
+        "DUR",
+        "Restart each process once it has run this long (e.g. 24h).",
+        convert=parse_duration,
+    )
+    max_log_size: int | None = value(
+        "--max-log-size",
+        "SIZE",
+        "Rotate a log into ~/.bgr/backup when it grows beyond SIZE (default: 10M).",
+        convert=size_option,
+    )
+    keep: int | None = value(
+        "--keep", "N", "Rotated backups kept per log (default: 10).", convert=count_from(0)
+    )
+    rotate_every: float | None = value(
+        "--rotate-every", "DUR", "How often logs are measured (default: INTERVAL).", convert=parse_duration
+    )
+    pull_every: float | None = value(
+        "--pull-every",
+        "DUR",
+        "git pull --ff-only for --fetch processes this often (default: 5m).",
+        convert=parse_duration,
+    )
+    grace: float | None = value(
+        "--grace",
+        "DUR",
+        "Wait after SIGTERM before SIGKILL in full restarts (default: 5s).",
+        convert=parse_duration,
+    )
+    db: str | None = value(
+        "--db", "PATH", "Registry file (default: ~/.bgr/bgr.sqlite, or ~/.bgr/$DB_NAME.sqlite)."
+    )
+    verbose: bool = flag(
+        "--verbose", "Also log routine events (pulls with nothing new, lost races).", short="-v"
+    )
+    help: bool = flag("--help", "Show this help.", short="-h")
+    version: bool = flag("--version", "Show the version.")
 
-Options:
-  --once                Check once (restart what is due, rotate, pull) and exit; for cron.
-  --max-failures=N      Quick failures in a row before giving up: fatal (default: 10).
-  --backoff-base=DUR    Wait after the first quick failure, doubled each time (default: 1s).
-  --backoff-max=DUR     Longest wait between restarts (default: 60s).
-  --stable-after=DUR    A run this long is not a quick failure; resets the count (default: 10s).
-  --max-memory=SIZE     Restart a process whose process group uses more resident memory (e.g. 200M).
-  --restart-every=DUR   Restart each process once it has run this long (e.g. 24h).
-  --max-log-size=SIZE   Rotate a log into ~/.bgr/backup when it grows beyond SIZE (default: 10M).
-  --keep=N              Rotated backups kept per log (default: 10).
-  --rotate-every=DUR    How often logs are measured (default: INTERVAL).
-  --pull-every=DUR      git pull --ff-only for --fetch processes this often (default: 5m).
-  --grace=DUR           Wait after SIGTERM before SIGKILL in full restarts (default: 5s).
-  --db=PATH             Registry file (default: ~/.bgr/bgr.sqlite, or ~/.bgr/$DB_NAME.sqlite).
-  -v --verbose          Also log routine events (pulls with nothing new, lost races).
-  -h --help             Show this help.
-  --version             Show the version.
 
+TABLE = Table(
+    Args,
+    program="bgr-guard",
+    summary="bgr-guard - keep bgr processes running: restart them, rotate their logs, pull their code.",
+    usage=(
+        "[options] NAME [INTERVAL]",
+        "[options] --all [INTERVAL]",
+        "[options] --group=GROUP [INTERVAL]",
+        "(-h | --help)",
+        "--version",
+    ),
+    epilog="""\
 DUR is seconds or a number with ms, s, m, h or d: 30, 0.5, 90s, 5m, 1h. SIZE: 512K, 10M, 1G.
 
 Examples:
   bgr-guard web 30          keep web running, check every 30 s
   bgr-guard --all           keep everything running (systemd: contrib/systemd/bgr-guard.service)
   bgr-guard --all --once    one pass, from cron
-"""
-
-_LONG_OPTIONS = frozenset(
-    {
-        "--all", "--group", "--once", "--max-failures", "--backoff-base", "--backoff-max",
-        "--stable-after", "--max-memory", "--restart-every", "--max-log-size", "--keep",
-        "--rotate-every", "--pull-every", "--grace", "--db", "--verbose", "--help", "--version",
-    }
-)  # fmt: skip
+""",
+)
 
 
-def parse(argv: Sequence[str]) -> dict[str, Any]:
-    """argv → docopt's dict, with clean one-line errors instead of docopt's."""
-    cliargs.check_spelling(argv, _LONG_OPTIONS, "bgr-guard")
-    if not any(a == "--all" or a.startswith("--group") or not a.startswith("-") for a in argv):
+def parse(argv: Sequence[str]) -> Args:
+    """argv → :class:`Args`, with clean one-line errors instead of docopt's."""
+    bgr.check_spelling(argv, TABLE.known, TABLE.program)
+    if not any(a == "--all" or a.startswith("--group") or not a.startswith("-") for a in argv) and not any(
+        a in ("-h", "--help", "--version") for a in argv
+    ):
         raise UsageError("what to guard? give NAME, --all or --group GROUP; see bgr-guard --help")
-    return cliargs.parse(USAGE, argv, _LONG_OPTIONS, "bgr-guard", explain_unmatched=_explain_unmatched)
+    # The fast path does not know which usage pattern a word belongs to (NAME or INTERVAL).
+    args = bgr.parse(TABLE, argv, explain_unmatched=_explain_unmatched, use_fast=False)
+    assert isinstance(args, Args)
+    return args
 
 
 def _explain_unmatched(reason: str) -> str:
     # docopt's "found unmatched (duplicate?) arguments [Argument(None, 'x'), Option(...)]"
     if "Option(" in reason:
         return "NAME, --all and --group exclude each other: give one of them"
-    extra = cliargs.unmatched_names(reason)
+    extra = bgr.unmatched_names(reason)
     return f"unexpected argument {' '.join(extra)!r} (one NAME, then one INTERVAL)" if extra else reason
 
 
-def _duration(value: str | None, option: str) -> float | None:
-    return None if value is None else opts.parse_duration(value, option)
-
-
-def _count(value: str | None, option: str, *, minimum: int) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise UsageError(f"{option} takes a whole number, not {value!r}") from None
-    if number < minimum:
-        raise UsageError(f"{option} must be at least {minimum}, not {number}")
-    return number
-
-
-def _size(value: str | None, option: str) -> int | None:
-    if value is None:
-        return None
-    from bgr.logfiles.reading import parse_size
-
-    try:
-        size = parse_size(value)
-    except UsageError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if size <= 0:
-        raise UsageError(f"{option} must be more than 0")
-    return size
-
-
-def options_from(args: dict[str, Any]) -> opts.GuardOptions:
-    """docopt's dict → validated :class:`GuardOptions`."""
-    if args["--all"]:
+def options_from(args: Args) -> opts.GuardOptions:
+    """The command line → validated :class:`GuardOptions`, the documented defaults filled in."""
+    if args.all:
         target = opts.Target(opts.TargetKind.ALL)
-    elif args["--group"] is not None:
-        target = opts.Target(opts.TargetKind.GROUP, paths.validate_name(args["--group"], "group"))
+    elif args.group is not None:
+        target = opts.Target(opts.TargetKind.GROUP, bgr.validate_name(args.group, "group"))
     else:
-        target = opts.Target(opts.TargetKind.NAME, paths.validate_name(args["NAME"]))
-    interval = _duration(args["INTERVAL"], "INTERVAL") or opts.DEFAULT_INTERVAL
+        assert args.name is not None  # docopt's patterns: NAME, --all or --group
+        target = opts.Target(opts.TargetKind.NAME, bgr.validate_name(args.name))
     defaults = PolicyConfig()
-    base = _duration(args["--backoff-base"], "--backoff-base") or defaults.base_delay
-    top = _duration(args["--backoff-max"], "--backoff-max") or max(defaults.max_delay, base)
+    base = args.backoff_base or defaults.base_delay
+    top = args.backoff_max or max(defaults.max_delay, base)
     if base > top:
         raise UsageError(f"--backoff-base ({base:g}s) must not exceed --backoff-max ({top:g}s)")
     policy = PolicyConfig(
         base_delay=base,
         max_delay=top,
-        stable_after=_duration(args["--stable-after"], "--stable-after") or defaults.stable_after,
-        max_failures=_count(args["--max-failures"], "--max-failures", minimum=1) or defaults.max_failures,
+        stable_after=args.stable_after or defaults.stable_after,
+        max_failures=args.max_failures or defaults.max_failures,
     )
-    keep = _count(args["--keep"], "--keep", minimum=0)
     return opts.GuardOptions(
         target=target,
-        interval=interval,
-        once=bool(args["--once"]),
-        db=args["--db"],
+        interval=args.interval or opts.DEFAULT_INTERVAL,
+        once=args.once,
+        db=args.db,
         policy=policy,
-        max_memory=_size(args["--max-memory"], "--max-memory"),
-        restart_every=_duration(args["--restart-every"], "--restart-every"),
-        max_log_size=_size(args["--max-log-size"], "--max-log-size") or opts.DEFAULT_MAX_LOG_SIZE,
-        keep=opts.DEFAULT_KEEP if keep is None else keep,
-        rotate_every=_duration(args["--rotate-every"], "--rotate-every"),
-        pull_every=_duration(args["--pull-every"], "--pull-every") or opts.DEFAULT_PULL_EVERY,
-        grace=_duration(args["--grace"], "--grace") or opts.DEFAULT_GRACE,
+        max_memory=args.max_memory,
+        restart_every=args.restart_every,
+        max_log_size=args.max_log_size or opts.DEFAULT_MAX_LOG_SIZE,
+        keep=opts.DEFAULT_KEEP if args.keep is None else args.keep,
+        rotate_every=args.rotate_every,
+        pull_every=args.pull_every or opts.DEFAULT_PULL_EVERY,
+        grace=args.grace or bgr.DEFAULT_GRACE,
     )
 
 
@@ -206,15 +242,15 @@ def _skip_tls() -> None:
 
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and guard. Raises BgrError for anything the user must fix."""
-    if any(a in ("-h", "--help") for a in argv):
-        sys.stdout.write(USAGE)
-        return 0
-    if "--version" in argv:
-        sys.stdout.write(f"bgr-guard {__version__}\n")
-        return 0
     args = parse(argv)
+    if args.help:
+        sys.stdout.write(TABLE.usage())
+        return 0
+    if args.version:
+        sys.stdout.write(f"bgr-guard {bgr.__version__}\n")
+        return 0
     options = options_from(args)
-    configure_logging(bool(args["--verbose"]))
+    configure_logging(args.verbose)
     if not options.once:
         _skip_tls()
     from guard import scheduler
@@ -224,17 +260,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run, map BgrError to one stderr line and its exit code."""
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    streams.reopen_closed()
-    try:
-        return run(arguments)
-    except BgrError as exc:
-        sys.stderr.write(f"bgr-guard: {exc}\n")
-        if exc.details:
-            sys.stderr.write(exc.details.rstrip("\n") + "\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    return bgr.run_program("bgr-guard", run, argv)
 
 
 if __name__ == "__main__":

@@ -13,35 +13,16 @@ Every pass stops early once ``stopping`` is set (the guard is shutting down).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
-from bgr.errors import BgrError, GitError
-from bgr.models import Desired, ProcessRecord
-from bgr.proc import identity
-from bgr.store import open_registry
+from bgr import guard_api as bgr
+from bgr.guard_api import BgrError, Desired, GitError, ProcessRecord, file_size, format_size, open_registry
 from guard import policy
 from guard.keeper import Keeper
 from guard.options import MAX_PULL_WAIT, TargetKind
 
 log = logging.getLogger(__name__)
-
-
-def human_size(size: float) -> str:
-    """``1536`` → ``1.5K``, ``10485760`` → ``10.0M`` (powers of 1024, like ``parse_size``)."""
-    for unit in ("", "K", "M", "G"):
-        if size < 1024:
-            return f"{size:.0f}" if not unit else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{size:.1f}T"
-
-
-def _size_of(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
 
 
 class Jobs:
@@ -92,7 +73,7 @@ class Jobs:
         self.keeper.prune_codes()
 
     def _limits(self, records: list[ProcessRecord]) -> None:
-        alive = [r for r in records if identity.instance_alive(r.pid, r.pgid, r.start_token, r.instance)]
+        alive = [r for r in records if bgr.instance_alive(r.identity)]
         usage: dict[str, int | None] = {}
         if self.options.max_memory is not None:
             usage = self._memory(alive)
@@ -106,7 +87,7 @@ class Jobs:
             every = self.options.restart_every
             if limit is not None and rss is not None and rss > limit:
                 event = "memory limit"
-                detail = f"resident memory {human_size(rss)} is over --max-memory {human_size(limit)}"
+                detail = f"resident memory {format_size(rss)} is over --max-memory {format_size(limit)}"
             elif every is not None and uptime is not None and uptime >= every:
                 event = "restart-every"
                 detail = f"up {uptime:.1f}s, --restart-every {every:g}s"
@@ -116,11 +97,9 @@ class Jobs:
 
     @staticmethod
     def _memory(records: list[ProcessRecord]) -> dict[str, int | None]:
-        """Resident bytes of each instance's process group (Linux: one /proc pass for all)."""
-        if identity.LINUX:
-            by_group = identity.tree_rss_by_group(r.pgid for r in records if r.pgid)
-            return {r.name: by_group.get(r.pgid or 0, (None, 0))[0] for r in records}
-        return {r.name: identity.tree_rss(r.pid) if r.pid else None for r in records}
+        """Resident bytes of each instance's process group (one pass over the process table)."""
+        by_group = bgr.group_usage(r.pgid for r in records if r.pgid)
+        return {r.name: by_group.get(r.pgid or 0, (None, 0.0))[0] for r in records}
 
     # -- rotate ----------------------------------------------------------------------------
 
@@ -138,12 +117,10 @@ class Jobs:
             for stream, path in paths:
                 if self.stopping.is_set():
                     return
-                if _size_of(path) <= self.options.max_log_size:
+                if file_size(path) <= self.options.max_log_size:
                     continue  # the common case, without importing bgr.logfiles.backups (ctypes: ~2 MiB)
-                from bgr.logfiles import backups
-
                 try:
-                    result = backups.rotate_live(
+                    result = bgr.rotate_live(
                         Path(path), record.name, stream, self.options.max_log_size, self.options.keep
                     )
                 except BgrError as exc:
@@ -153,7 +130,7 @@ class Jobs:
                 if result is None:
                     continue
                 label = "stdout" if stream == "out" else "stderr"
-                detail = f"{label}: {human_size(result.bytes_moved)} to {result.backup.name}"
+                detail = f"{label}: {format_size(result.bytes_moved)} to {result.backup.name}"
                 log.info("%s: rotated %s (%s)", record.name, detail, result.method)
                 self._event(record.name, "rotated", detail)
 
@@ -171,14 +148,12 @@ class Jobs:
             self._pull(record.name)
 
     def _pull(self, name: str) -> None:
-        from bgr import git
-
         with open_registry(self.options.db) as reg:
             record = reg.get(name)
         if record is None or not record.fetch or record.desired is not Desired.RUNNING:
             return
         try:
-            result = git.pull_if_clean(Path(record.directory))
+            result = bgr.pull_if_clean(Path(record.directory))
         except GitError as exc:
             wait = min(self._pull_wait.get(name, self.options.pull_every) * 2, MAX_PULL_WAIT)
             wait = max(wait, self.options.pull_every)

@@ -2,7 +2,7 @@
 
 :meth:`Keeper.check` is the one place that acts on a name. It re-reads the row, asks the OS
 whether the instance lives, feeds the policy (guard/policy.py), and either watches the instance,
-restarts it (``launch.guard_restart``, which re-checks under bgr's name lock so that a concurrent
+restarts it (``guard_restart``, which re-checks under bgr's name lock so that a concurrent
 ``--stop``/``--delete``/``--restart`` wins), waits for a backoff, or gives up (fatal).
 
 The policy state is stored in the row's ``guard`` JSON column (``PolicyState.to_dict`` on the boot
@@ -22,12 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bgr.core import launch
-from bgr.errors import BgrError, LockHeld
-from bgr.models import Desired, ProcessRecord
-from bgr.proc import identity, spawn
-from bgr.proc.locks import name_lock
-from bgr.store import Registry, open_registry
+from bgr import guard_api as bgr
+from bgr.guard_api import BgrError, Desired, LockHeld, ProcessRecord, Registry, name_lock, open_registry
 from guard import policy
 from guard.gate import NameGate
 from guard.options import GuardOptions
@@ -70,7 +66,7 @@ class Keeper:
         self._cancel = cancel
         self.clock = clock
         self.rng = rng or random.Random()
-        self.boot_id = policy.boot_id()
+        self.boot_id = bgr.boot_id()
         self.gate = NameGate(self.check)
         self._lock = threading.Lock()
         self._codes: dict[int, tuple[int, float]] = {}  # our children's exit codes and reap times
@@ -83,7 +79,7 @@ class Keeper:
 
     def reap(self) -> None:
         """Collect exited children (instances this guard started): no zombies, and their codes."""
-        reaped = spawn.reap_spawned()
+        reaped = bgr.reap_spawned()
         if reaped:
             now = time.monotonic()
             with self._lock:
@@ -147,7 +143,7 @@ class Keeper:
             self._announce(reg, record)
             now = self.clock()
             state, fresh = self.load_state(record, now)
-            if identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance):
+            if bgr.instance_alive(record.identity):
                 self._running(reg, record, state, fresh, now)
                 return
             if state.phase is Phase.OK:
@@ -226,13 +222,13 @@ class Keeper:
             end = record.stopped_at or time.time()
             uptime = max(0.0, end - record.started_at)
         if record.instance is not None:
-            launch.record_exit(name, record.instance, code, db=self.db)
+            bgr.record_exit(name, record.instance, code, db=self.db)
         state = policy.on_exit(
             state, self.cfg, now=now, exit_code=code, jitter=self.rng.uniform(-1, 1), uptime=uptime
         )
         if not policy.due(state, now):
             self._save(reg, record, state)  # else guard_restart stores it with the new instance
-        what = policy.describe_exit(code) + (f" after {uptime:.1f}s" if uptime is not None else "")
+        what = bgr.describe_exit(code) + (f" after {uptime:.1f}s" if uptime is not None else "")
         reg.add_event(name, "exited", what)
         if state.phase is Phase.FATAL:
             reg.add_event(name, "fatal", state.reason)
@@ -253,7 +249,7 @@ class Keeper:
         name = record.name
         started = policy.on_started(state, now=self.clock())
         try:
-            launched = launch.guard_restart(
+            launched = bgr.guard_restart(
                 name, record.instance, db=self.db, guard_state=self._dump(started, None)
             )
         except BgrError as exc:
@@ -294,15 +290,14 @@ class Keeper:
         """
         if self.watcher is None or record.pid is None:
             return
-        if record.start_token and identity.is_alive(record.pid, record.start_token):
+        if record.start_token and bgr.leader_alive(record.identity):
             members = [(record.pid, record.start_token)]
         else:
             members = []
-            if record.pgid and record.instance:
-                for pid in identity.group_marked(record.pgid, record.instance):
-                    token = identity.start_token(pid)
-                    if token:
-                        members.append((pid, token))
+            for pid in bgr.marked_in_group(record.identity):
+                token = bgr.start_token(pid)
+                if token:
+                    members.append((pid, token))
         self.watcher.watch(record.name, members)
 
     # -- user-style restarts (limits, pulls) ---------------------------------------------------
@@ -330,7 +325,7 @@ class Keeper:
             reg.add_event(name, event, detail)
         log.info("%s: %s; restarting", name, detail)
         try:
-            launch.restart(name, db=self.db, grace=self.options.grace, pull=pull)
+            bgr.restart(name, db=self.db, grace=self.options.grace, pull=pull)
         except BgrError as exc:
             log.error("%s: restart failed: %s", name, exc)
             with open_registry(self.db) as reg:

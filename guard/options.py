@@ -1,45 +1,27 @@
 """What one bgr-guard run was asked to do: its target, its intervals, its limits. Pure data.
 
 ``bgr-guard`` parses its command line into :class:`GuardOptions`; the jobs and the scheduler only
-read it. Durations are seconds (floats) here; :func:`parse_duration` turns ``"90s"``, ``"5m"``,
-``"1.5h"`` or plain ``"30"`` into them.
+read it. Durations are seconds (floats), sizes bytes.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from bgr.errors import UsageError
+from bgr.guard_api import DEFAULT_GRACE
 from guard.policy import PolicyConfig
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_MAX_LOG_SIZE = 10 * 1024**2
 DEFAULT_KEEP = 10
 DEFAULT_PULL_EVERY = 300.0
-DEFAULT_GRACE = 5.0
 # A failing pull (dirty tree, diverged branch, unreachable remote) is retried after pull_every,
 # then twice as late each time, up to this: a broken checkout should not be hammered all day.
 MAX_PULL_WAIT = 3600.0
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str, option: str = "duration") -> float:
-    """``"30"`` / ``"0.5"`` (seconds), ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h"``, ``"1d"`` → seconds > 0."""
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise UsageError(f"{option} takes a duration such as 30, 0.5, 90s, 5m or 1h, not {text!r}")
-    seconds = float(match[1]) * _UNITS[(match[2] or "s").lower()]
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise UsageError(f"{option} must be more than 0, not {text!r}")
-    return seconds
 
 
 class TargetKind(StrEnum):

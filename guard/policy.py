@@ -18,16 +18,13 @@ long ago it first started (pm2 measures from the first start: ~190 restarts/s on
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeGuard
 
-from bgr.errors import UsageError
-
-_BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+from bgr.guard_api import UsageError, describe_exit
 
 
 class Phase(StrEnum):
@@ -211,21 +208,6 @@ def reset(reason: str = "manual restart") -> PolicyState:
     return PolicyState(reason=reason)
 
 
-def describe_exit(code: int | None) -> str:
-    """``exit code 3``, ``killed by signal 9 (SIGKILL)`` (from 128+N, the shell's convention, or
-    -N as ``subprocess`` reports it), ``exit code unknown``."""
-    if code is None:
-        return "exit code unknown"
-    signum = -code if code < 0 else code - 128 if 128 < code < 128 + signal.NSIG else 0
-    if signum <= 0:
-        hint = {126: " (command not executable)", 127: " (command not found)"}.get(code, "")
-        return f"exit code {code}{hint}"
-    try:
-        return f"killed by signal {signum} ({signal.Signals(signum).name})"
-    except ValueError:
-        return f"killed by signal {signum}"
-
-
 class Clock(Protocol):
     """Seconds on a clock that never goes backwards; what ``now`` arguments are measured on."""
 
@@ -239,15 +221,6 @@ def boot_clock() -> float:
     if clock_id is not None:
         return time.clock_gettime(clock_id)
     return time.monotonic()
-
-
-def boot_id() -> str:
-    """This boot's id (Linux), or "" where unknown; tags persisted clock values."""
-    try:
-        with open(_BOOT_ID_PATH, encoding="ascii") as fh:
-            return fh.read().strip()
-    except (OSError, ValueError):
-        return ""
 
 
 def _since(start: float | None, now: float) -> float | None:

@@ -21,10 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from bgr import paths
-from bgr.errors import BgrError, LockHeld
-from bgr.proc.locks import file_lock
-from bgr.store import Registry, open_registry
+from bgr import guard_api as bgr
+from bgr.guard_api import BgrError, LockHeld, Registry, file_lock, open_registry
 from guard.jobs import Jobs
 from guard.keeper import Keeper
 from guard.options import GuardOptions, TargetKind
@@ -39,7 +37,7 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def guard_lock(options: GuardOptions) -> Iterator[Path]:
     """Hold the one-guard-per-target lock; LockHeld names the guard that has it."""
     # Path(): bgr.paths hands out plain str paths (cheaper for the bgr CLI); wrap to use either.
-    path = Path(paths.ensure_subdir("locks")) / options.target.lock_name(paths.db_path(options.db))
+    path = Path(bgr.ensure_subdir("locks")) / options.target.lock_name(bgr.db_path(options.db))
     try:
         with file_lock(path, timeout=0, held_by=f"bgr-guard for {options.target.describe()}"):
             path.write_text(f"{os.getpid()}\n")  # for the message a second guard prints

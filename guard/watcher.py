@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bgr.proc import identity
+from bgr.guard_api import is_alive
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ExitWatcher:
         dead = False
         for pid, token in wanted:
             fd = self._open(pid)
-            if not identity.is_alive(pid, token):
+            if not is_alive(pid, token):
                 if fd >= 0:
                     self._close(fd)
                 dead = True
@@ -210,7 +210,7 @@ class ExitWatcher:
                                 pass
                     else:
                         exited.add(by_fd[fd].name)
-                exited.update(e.name for e in polled if not identity.is_alive(e.pid, e.token))
+                exited.update(e.name for e in polled if not is_alive(e.pid, e.token))
             if self._stopping:
                 break
             if woke and self._on_wake is not None:

@@ -1063,58 +1063,6 @@ def test_a_non_utf8_stdout_gets_escapes_not_a_traceback(tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)[0]["command"] == "sleep 60 # é ↺ 😀"
 
 
-def _plain_corpus() -> list[list[str]]:
-    """Every option alone in both spellings, plus mixes with NAME in every position."""
-    corpus: list[list[str]] = [[], ["web"], [""], ["--json"], ["--show-env", "--json"]]
-    for option in sorted(cli._VALUES | set(cli._LISTS)):
-        corpus += [[option, "v=1 x"], [f"{option}=v"], [f"{option}=a=b,c"]]
-    corpus += [[flag] for flag in cli._FLAGS if flag not in ("--help", "--version")]
-    corpus += [["--env", "A=1", "--env=B=2", "--ignore", "*.log", "--ignore=tmp"]]
-    start = ["--name", "web", "--directory", "/srv/app", "--command", "python3 -m http.server 8080"]
-    corpus += [["-c", "sleep 1", "-d", "/srv", "--name", "x"], ["x", "-d", "."]]
-    corpus += [start, [*start, "--group=api", "--force", "--fetch", "--wait", "0.5", "--stdout", "/tmp/o"]]
-    look = ["--logs", "--lines", "20", "--log-stderr", "--follow"]
-    corpus += [[*look[:i], "web", *look[i:]] for i in range(len(look) + 1)]
-    corpus += [["--restart", "web", "--grace=1"], ["--db", "/tmp/x.sqlite", "--filter", "g", "--json"]]
-    return corpus
-
-
-@pytest.mark.parametrize("argv", _plain_corpus(), ids=" ".join)
-def test_the_fast_parser_gives_exactly_docopts_dict(argv: list[str]) -> None:
-    from docopt import docopt
-
-    fast = cli._plain_parse(argv)
-    assert fast is not None
-    assert fast == dict(docopt(cli.USAGE, argv=argv, default_help=False))
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["web", "api"],
-        ["--json", "--json"],
-        ["--name", "a", "--name", "b"],
-        ["--filter"],
-        ["--filter", "--json"],
-        ["--command", "-x"],
-        ["--name="],
-        ["--json=yes"],
-        ["--js"],
-        ["--nu"],
-        ["-csleep 1"],
-        ["-c", "sleep 1", "--command", "sleep 2"],
-        ["-x", "1"],
-        ["--", "web"],
-        ["-h"],
-        ["--help"],
-        ["--version"],
-        ["-"],
-    ],
-)
-def test_anything_unusual_goes_through_docopt(argv: list[str]) -> None:
-    assert cli._plain_parse(argv) is None
-
-
 # Cheap to use, costly to import (-X importtime here): typing ~3 ms, pathlib ~3.5 ms (urllib.parse,
 # ipaddress), the sqlite3 package's datetime adapters ~2 ms, string 0.5 ms.
 SLOW_STDLIB = ("typing", "pathlib", "datetime", "sqlite3", "string", "urllib", "ipaddress")
@@ -1178,7 +1126,7 @@ def test_a_plain_start_imports_only_what_it_needs(tmp_path: Path) -> None:
 
 
 def _leave_after(setup: str) -> subprocess.CompletedProcess[str]:
-    code = f"import sys, bgr.cli\n{setup}\nsys.stdout.write('x' * 200_000)\nbgr.cli.leave(3)\n"
+    code = f"import sys, bgr.cli.funnel\n{setup}\nsys.stdout.write('x' * 200_000)\nbgr.cli.funnel.leave(3)\n"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
     )

@@ -56,7 +56,7 @@ def must(name: str) -> ProcessRecord:
 
 
 def alive(record: ProcessRecord) -> bool:
-    return identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
+    return identity.instance_alive(record.identity)
 
 
 def status(name: str) -> str:
@@ -287,7 +287,7 @@ def test_only_the_shell_killed_is_not_a_restart(guard: Callable[..., Guard]) -> 
     g.wait_log("web: guarded")
     record = must("web")
     assert record.pgid and record.instance and record.pid
-    program = [p for p in identity.group_marked(record.pgid, record.instance) if p != record.pid]
+    program = [p for p in identity.marked_in_group(record.identity) if p != record.pid]
     assert program, "expected the command to run as a child of /bin/sh"
     with steady("web", 0.5):
         os.kill(record.pid, signal.SIGKILL)

@@ -17,11 +17,12 @@ import pytest
 
 from bgr.errors import UsageError
 from bgr.models import ProcessRecord
-from bgr.proc import identity
+from bgr.proc import host
+from bgr.units import parse_duration
 from guard import cli, watcher
 from guard.gate import NameGate
 from guard.keeper import Keeper
-from guard.options import GuardOptions, Target, TargetKind, parse_duration
+from guard.options import GuardOptions, Target, TargetKind
 from guard.policy import Phase, PolicyState
 from tests.core_support import run_bgr
 
@@ -226,7 +227,7 @@ def sleeper() -> subprocess.Popen[bytes]:
 
 
 def token(pid: int) -> str:
-    found = identity.start_token(pid)
+    found = host.start_token(pid)
     assert found is not None
     return found
 

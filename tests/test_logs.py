@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bgr import units
 from bgr.errors import UsageError
 from bgr.logfiles import backups, reading
 from tests.core_support import append, numbered
@@ -41,13 +42,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     ],
 )
 def test_parse_size_accepts(text: str, expected: int) -> None:
-    assert reading.parse_size(text) == expected
+    assert units.parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "M", "ten", "-1M", "10X", "10iB", "1e3", "1.2.3K", "10 M B"])
 def test_parse_size_rejects_with_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="invalid size"):
-        reading.parse_size(text)
+        units.parse_size(text)
 
 
 # --- tail -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from bgr.errors import UsageError
+from bgr.proc import exits, host
 from guard import policy
 from guard.policy import Phase, PolicyConfig, PolicyState
 
@@ -322,13 +323,13 @@ def test_from_dict_drops_clock_values_from_another_boot_or_clock() -> None:
     ],
 )
 def test_describe_exit(code: int | None, text: str) -> None:
-    assert policy.describe_exit(code) == text
+    assert exits.describe_exit(code) == text
 
 
 def test_describe_exit_signal_without_a_name() -> None:
     # Real-time signals between SIGRTMIN and SIGRTMAX have no enum member of their own.
     unnamed = next(n for n in range(1, signal.NSIG) if n not in set(signal.Signals))
-    assert policy.describe_exit(-unnamed) == f"killed by signal {unnamed}"
+    assert exits.describe_exit(-unnamed) == f"killed by signal {unnamed}"
 
 
 @pytest.mark.parametrize(
@@ -354,8 +355,8 @@ def test_boot_clock_and_boot_id() -> None:
     assert 0 <= a <= b
     clock: policy.Clock = policy.boot_clock
     assert clock() >= b
-    ident = policy.boot_id()
-    assert ident == policy.boot_id()
+    ident = host.boot_id()
+    assert ident == host.boot_id()
     if hasattr(time, "CLOCK_BOOTTIME"):
         assert abs(a - time.clock_gettime(time.CLOCK_BOOTTIME)) < 60
         assert len(ident) == 36  # a uuid

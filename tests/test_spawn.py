@@ -24,7 +24,7 @@ def launched() -> Iterator[list[spawn.Spawned]]:
     yield started
     for item in started:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(item.pgid, signal.SIGKILL)
+            os.killpg(item.pid, signal.SIGKILL)
         spawn.wait_exit(item.pid, 5)
 
 
@@ -68,10 +68,10 @@ def test_child_runs_in_its_own_session_with_stdin_from_dev_null(
     launched: list[spawn.Spawned], tmp_path: Path
 ) -> None:
     started = run(launched, "sleep 60", tmp_path)
-    assert started.pgid == started.pid
+    assert started.identity.pgid == started.pid
     assert session_of(started.pid) == started.pid != os.getsid(0)
     assert os.readlink(f"/proc/{started.pid}/fd/0") == "/dev/null"
-    assert started.start_token and not started.start_token.startswith("unknown")
+    assert started.identity.token and not started.identity.token.startswith("unknown")
     assert spawn.is_our_child(started.pid)
     assert spawn.wait_exit(started.pid, 0.05) is None  # still running
 
@@ -93,7 +93,7 @@ def test_environment_markers_overlay_group_and_path(
     )
     env = settled_environ(started.pid)
     assert env["BGR_NAME"] == "child"
-    assert env["BGR_INSTANCE"] == started.instance != "parent-instance"
+    assert env["BGR_INSTANCE"] == started.identity.instance != "parent-instance"
     assert "BGR_GROUP" not in env
     assert env["A"] == "1,2=3 'q' \"d\""
     assert env["PATH"] == "/overlay"  # an explicit value wins over the stored search path

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import uuid
 
-from bgr.proc import identity, stopper
+from bgr.models import Identity
+from bgr.proc import host, identity, stopper
 from tests.core_support import SLEEP, process, readline
 
 IGNORE_TERM = [
@@ -31,11 +32,11 @@ def test_collect_targets_never_includes_a_stranger_but_finds_marked_escapees() -
         readline(stranger)
         readline(escapee)
         # A stale row: the stranger's pid and group, a start token that is not the stranger's.
-        target = stopper.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, {})
+        target = stopper.collect_targets(Identity(stranger.pid, stranger.pid, "bogus:1", instance), {})
         assert target.members == ()
         assert target.pgid is None
         marked = identity.marked_pids([instance])
-        target = stopper.collect_targets(stranger.pid, stranger.pid, "bogus:1", instance, marked)
+        target = stopper.collect_targets(Identity(stranger.pid, stranger.pid, "bogus:1", instance), marked)
         assert [m.pid for m in target.members] == [escapee.pid]
         stopper.stop_targets([target], grace=2)
         assert escapee.wait(timeout=5) == -signal.SIGTERM
@@ -50,7 +51,7 @@ def test_stop_targets_kills_what_ignores_sigterm_after_the_grace_period() -> Non
         readline(stubborn)
         readline(polite)
         targets = [
-            stopper.StopTarget(p.pid, (stopper.Target(p.pid, identity.start_token(p.pid) or ""),))
+            stopper.StopTarget(p.pid, (stopper.Target(p.pid, host.start_token(p.pid) or ""),))
             for p in (stubborn, polite)
         ]
         killed, leftover = stopper.stop_targets(targets, grace=0.3)

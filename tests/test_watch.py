@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bgr.cli import output
 from bgr.errors import WatchError
 from bgr.models import StartRequest
 from bgr.proc import spawn
@@ -53,7 +54,7 @@ def has_inotify_fd(pid: int) -> bool:
     ],
 )
 def test_describe_changes(paths: list[str], text: str) -> None:
-    assert loop.describe_changes(paths) == text
+    assert output.describe_changes(paths) == text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
-"""Text for people (an aligned table, colour only on a terminal) and JSON for scripts.
+"""Every shape bgr prints: the table, details, JSON, start and stop lines, --watch lines.
 
-The JSON shape is a public interface documented in the README; add fields, never rename them.
+Text for people (an aligned table, colour only on a terminal) and JSON for scripts. The JSON shape
+is a public interface documented in the README; add fields, never rename them. ``emit`` is the
+one place that writes a result to stdout.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from collections.abc import Sequence
 
-from bgr.models import FreedPort, ProcessInfo, Status, StopResult
+from bgr.models import FreedPort, ProcessInfo, StartResult, Status, StopResult
+from bgr.proc.exits import describe_exit, signal_of
+from bgr.units import format_size
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
@@ -24,6 +30,27 @@ _COLOURS = {
     Status.FATAL: "1;31",  # bold red
 }
 EMPTY_HINT = 'no processes yet; start one with: bgr --name NAME --command "…"'
+
+
+def emit(text: str) -> None:
+    """Write one result to stdout, ending it with a newline."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def colour() -> bool:
+    """Whether stdout takes colour: a terminal, and neither NO_COLOR nor TERM=dumb."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def terminal_width() -> int:
+    """Like shutil.get_terminal_size (COLUMNS first, then the terminal), without importing shutil."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 120
 
 
 def iso_time(timestamp: float | None) -> str | None:
@@ -44,17 +71,6 @@ def duration(seconds: float | None) -> str:
     if total < 86400:
         return f"{total // 3600}h{total % 3600 // 60:02d}m"
     return f"{total // 86400}d{total % 86400 // 3600:02d}h"
-
-
-def size(num_bytes: int | None) -> str:
-    if num_bytes is None:
-        return "-"
-    value = float(num_bytes)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024 or unit == "G":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}T"
 
 
 def uptime(info: ProcessInfo) -> float | None:
@@ -120,7 +136,7 @@ def table(infos: list[ProcessInfo], *, colour: bool, width: int = 120) -> str:
             str(info.pid) if info.pid else "-",
             duration(uptime(info)),
             str(info.record.restarts),
-            size(info.memory_rss),
+            format_size(info.memory_rss),
             info.record.command.replace("\n", " "),
         )
         for info in infos
@@ -169,7 +185,7 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
         ("fetch", "yes" if record.fetch else "no"),
     ]
     if info.status is Status.RUNNING:
-        facts.append(("memory", size(info.memory_rss)))
+        facts.append(("memory", format_size(info.memory_rss)))
         if info.cpu_percent is not None:
             facts.append(("cpu", f"{info.cpu_percent:.1f}% (average since start)"))
         facts.append(("ports", ", ".join(map(str, info.ports)) or "-"))
@@ -191,19 +207,42 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
     return "\n".join(lines)
 
 
-def started_line(
-    info: ProcessInfo, *, replaced: bool, pulled: str | None, freed: tuple[FreedPort, ...]
-) -> str:
-    verb = "restarted" if replaced else "started"
+def started(result: StartResult, *, replaced: bool | None = None) -> str:
+    """``started web (pid 4242); logs: ...``, after what a --fetch pull and --force did."""
+    info = result.info
+    verb = "restarted" if (result.replaced if replaced is None else replaced) else "started"
     lines = []
-    if pulled:
-        lines.append(f"git: {pulled}")
-    lines.extend(f"freed port {f.port}: stopped pid {f.pid} ({f.command})" for f in freed)
+    if result.pulled:
+        lines.append(f"git: {result.pulled}")
+    lines.extend(_freed(f) for f in result.freed)
     lines.append(f"{verb} {info.name} (pid {info.record.pid}); logs: bgr {info.name} --logs")
     return "\n".join(lines)
 
 
-def stopped_line(result: StopResult, verb: str) -> str:
+def _freed(freed: FreedPort) -> str:
+    return f"freed port {freed.port}: stopped pid {freed.pid} ({freed.command})"
+
+
+def stop_results(results: Sequence[StopResult], verb: str, *, as_json: bool) -> str:
+    """What a --stop, --delete or --nuke did: a line per process, or a JSON array."""
+    if as_json:
+        return to_json(
+            [
+                {
+                    "name": r.name,
+                    "was_running": r.was_running,
+                    "killed": r.killed,
+                    "leftover": list(r.leftover),
+                }
+                for r in results
+            ]
+        )
+    if not results:
+        return "no processes"
+    return "\n".join(_stopped_line(r, verb) for r in results)
+
+
+def _stopped_line(result: StopResult, verb: str) -> str:
     if not result.was_running:
         state = "was not running"
     elif result.leftover:
@@ -213,3 +252,68 @@ def stopped_line(result: StopResult, verb: str) -> str:
     else:
         state = "stopped"
     return f"{verb} {result.name}: {state}"
+
+
+def cleaned(removed: Sequence[str], *, as_json: bool) -> str:
+    """What --clean forgot."""
+    if as_json:
+        return to_json(list(removed))
+    return f"forgot {len(removed)}: {', '.join(removed)}" if removed else "nothing to clean"
+
+
+def ended(code: int | None) -> str:
+    """How a process ended, as the end of a sentence about it: ``crashed with exit code 3``."""
+    if code is None:
+        return f"stopped running ({describe_exit(code)})"
+    if signal_of(code):
+        return f"was {describe_exit(code)}"
+    return f"{'exited' if code == 0 else 'crashed'} with {describe_exit(code)}"
+
+
+# --- bgr --watch -----------------------------------------------------------------------------
+
+
+def describe_changes(paths: Sequence[str], shown: int = 2) -> str:
+    """``a.py``, ``a.py and b.py``, ``a.py, b.py and c.py``, ``a.py, b.py and 3 more``."""
+    if not paths:
+        return "nothing"
+    if len(paths) <= shown + 1:
+        return paths[0] if len(paths) == 1 else f"{', '.join(paths[:-1])} and {paths[-1]}"
+    return f"{', '.join(paths[:shown])} and {len(paths) - shown} more"
+
+
+def watching(directory: str, directories: int) -> str:
+    plural = "directory" if directories == 1 else "directories"
+    return f"watching {directory} ({directories} {plural}); Ctrl-C stops watching"
+
+
+def watch_restarted(result: StartResult, changes: Sequence[str]) -> str:
+    """``restarted web (pid 4242): a.py and b.py changed``, after a --fetch pull's summary."""
+    line = f"restarted {result.info.name} (pid {result.info.record.pid}): {describe_changes(changes)} changed"
+    return f"git: {result.pulled}\n{line}" if result.pulled else line
+
+
+def watch_exited(name: str, code: int | None, *, stopped: bool) -> str:
+    if stopped:
+        return f"{name} was stopped (bgr --stop); the next change starts it again"
+    return f"{name} {ended(code)}; waiting for a change to restart it"
+
+
+def indented(text: str) -> str:
+    """Text shown under a line it belongs to (a crash's stderr tail)."""
+    return "".join(f"  {line}" for line in text.splitlines(keepends=True))
+
+
+def labelled(label: str, text: str) -> str:
+    """Log lines with a ``[stdout]``/``[stderr]`` prefix, when both streams are shown."""
+    return "".join(f"[{label}] {line}" for line in text.splitlines(keepends=True))
+
+
+def watch_summary(name: str, info: ProcessInfo | None) -> str:
+    """The last line of a watch: whether the process outlives it."""
+    if info is None:
+        return "stopped watching"
+    if info.status is Status.RUNNING:
+        hint = f"stop it with `bgr --stop {name}`"
+        return f"stopped watching; {name} keeps running (pid {info.pid}): {hint}"
+    return f"stopped watching; {name} is not running ({info.status})"

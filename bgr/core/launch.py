@@ -13,12 +13,13 @@ import time
 from bgr import paths
 from bgr.core import definition
 from bgr.core.queries import is_running
-from bgr.core.teardown import DEFAULT_GRACE, stop_records
+from bgr.core.teardown import stop_records
 from bgr.errors import AlreadyRunning, SpawnError
 from bgr.models import Desired, FreedPort, ProcessInfo, ProcessRecord, StartRequest, StartResult, Status
 from bgr.proc import spawn, stopper
 from bgr.proc.locks import name_lock
 from bgr.proc.ports import instance_pids, kill_listeners, listeners_on, listening_ports
+from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import Registry, open_registry
 
 TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
@@ -70,10 +71,10 @@ def _launch(
     )
     launched = record._replace(
         desired=Desired.RUNNING,
-        pid=started.pid,
-        pgid=started.pgid,
-        start_token=started.start_token,
-        instance=started.instance,
+        pid=started.identity.pid,
+        pgid=started.identity.pgid,
+        start_token=started.identity.token,
+        instance=started.identity.instance,
         started_at=started.started_at,
         stopped_at=None,
         exit_code=None,
@@ -98,8 +99,8 @@ def _check_writable(reg: Registry) -> None:
 def _abandon(started: spawn.Spawned) -> None:
     """Kill a just-spawned instance (its group, which cannot be reused while we hold the unreaped
     leader) and reap it."""
-    leader = stopper.Target(started.pid, started.start_token)
-    stopper.stop_targets([stopper.StopTarget(pgid=started.pgid, members=(leader,))], 0)
+    leader = stopper.Target(started.pid, started.identity.token or "")
+    stopper.stop_targets([stopper.StopTarget(pgid=started.identity.pgid, members=(leader,))], 0)
     spawn.wait_exit(started.pid, 1.0)
 
 
@@ -172,7 +173,7 @@ def start(
             if request.force:
                 ports = _declared_ports(record)
                 if running and existing is not None:
-                    ports |= set(listening_ports(_instance_pids(existing)))
+                    ports |= set(listening_ports(instance_pids(existing.identity)))
             if running and existing is not None:
                 stop_records([existing], grace)
             freed = _free_ports(ports, grace) if request.force else ()
@@ -192,10 +193,6 @@ def _pull(record: ProcessRecord) -> str:
     from bgr import git
 
     return git.pull_if_clean(record.directory).summary
-
-
-def _instance_pids(record: ProcessRecord) -> list[int]:
-    return instance_pids(record.pid, record.pgid, record.start_token, record.instance)
 
 
 def restart(

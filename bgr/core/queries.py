@@ -12,13 +12,13 @@ import time
 
 from bgr import paths
 from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
-from bgr.proc import identity
+from bgr.proc import host, identity
 from bgr.store import open_registry
 
 
 def is_running(record: ProcessRecord) -> bool:
     """True while the record's instance lives: its leader, or marked processes in its group."""
-    return identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
+    return identity.instance_alive(record.identity)
 
 
 def _status(record: ProcessRecord, alive: bool) -> Status:
@@ -40,18 +40,15 @@ def inspect(record: ProcessRecord, *, details: bool = False) -> ProcessInfo:
     info = ProcessInfo(record=record, status=_status(record, alive), exit_code=record.exit_code)
     if not alive:
         return info
-    if identity.LINUX and record.pgid is not None:
-        rss, cpu = identity.tree_rss_by_group([record.pgid]).get(record.pgid, (0, 0))
-        memory: int | None = rss
-    else:
-        memory, cpu = (identity.tree_rss(record.pid) if record.pid else None), 0
+    usage = host.group_usage([record.pgid] if record.pgid else [])
+    memory, cpu = usage.get(record.pgid or 0, (None, 0.0))
     if not details:
         return info._replace(memory_rss=memory)
     from bgr.proc import ports  # psutil, and the stopper's target search: only for details
 
-    pids = ports.instance_pids(record.pid, record.pgid, record.start_token, record.instance)
+    pids = ports.instance_pids(record.identity)
     uptime = time.time() - (record.started_at or time.time())
-    cpu_percent = 100.0 * cpu / identity.clock_ticks() / uptime if identity.LINUX and uptime > 0 else None
+    cpu_percent = 100.0 * cpu / uptime if uptime > 0 else None
     return info._replace(memory_rss=memory, cpu_percent=cpu_percent, ports=tuple(ports.listening_ports(pids)))
 
 
@@ -67,17 +64,14 @@ def list_processes(*, db: str | None = None, group: str | None = None) -> list[P
     with open_registry(db) as reg:
         records = reg.all(group)
     alive = {r.name: is_running(r) for r in records}
-    usage = identity.tree_rss_by_group(r.pgid for r in records if alive[r.name] and r.pgid)
+    usage = host.group_usage(r.pgid for r in records if alive[r.name] and r.pgid)
     infos = []
     for record in records:
         info = ProcessInfo(
             record=record, status=_status(record, alive[record.name]), exit_code=record.exit_code
         )
         if alive[record.name]:
-            if identity.LINUX:
-                info = info._replace(memory_rss=usage.get(record.pgid or 0, (None, 0))[0])
-            elif record.pid:
-                info = info._replace(memory_rss=identity.tree_rss(record.pid))
+            info = info._replace(memory_rss=usage.get(record.pgid or 0, (None, 0.0))[0])
         infos.append(info)
     return infos
 

@@ -20,15 +20,14 @@ from bgr.core.queries import is_running
 from bgr.models import Desired, ProcessRecord, StopResult
 from bgr.proc import identity, stopper
 from bgr.proc.locks import name_lock
+from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import Registry, open_registry
-
-DEFAULT_GRACE = 5.0
 
 
 def stop_records(records: list[ProcessRecord], grace: float) -> list[StopResult]:
     """Stop every live instance in ``records`` at once: one grace period for all of them."""
     marked = identity.marked_pids(r.instance for r in records if r.instance)
-    targets = [stopper.collect_targets(r.pid, r.pgid, r.start_token, r.instance, marked) for r in records]
+    targets = [stopper.collect_targets(r.identity, marked) for r in records]
     live = [i for i, t in enumerate(targets) if t.members]
     killed, leftover = stopper.stop_targets([targets[i] for i in live], grace)
     results = []

@@ -1,4 +1,4 @@
-"""Log files: tail and follow them while someone else appends; parse sizes such as ``10M``.
+"""Log files: tail and follow them while someone else appends.
 
 Managed children write their own log files (opened ``O_WRONLY|O_APPEND|O_CREAT``, 0600), so
 this module is never in the data path: it only reads files that someone else is appending to, and
@@ -12,7 +12,6 @@ import codecs
 import contextlib
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,30 +30,8 @@ __all__ = [
     "CHUNK",
     "block_size",
     "follow",
-    "parse_size",
     "tail",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# sizes
-
-
-_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_size(text: str) -> int:
-    """Parse "100", "512K", "10M", "1.5G", "10MB", "10MiB" (case-insensitive, powers of 1024)."""
-    match = _SIZE.fullmatch(text)
-    if match is None or (match[3] and match[3].lower() == "ib" and not match[2]):
-        raise UsageError(
-            f"invalid size {text!r}: use a number of bytes with an optional K, M or G suffix, "
-            "e.g. 512K or 10M"
-        )
-    unit = _UNITS[match[2].lower()]
-    number = match[1]
-    return int(number) * unit if number.isdigit() else int(float(number) * unit)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import contextlib
 import os
 from collections.abc import Iterable
 
-from bgr.proc import identity, stopper
+from bgr.models import Identity
+from bgr.proc import host, identity, stopper
 from bgr.record import Record
 
 
@@ -37,13 +38,13 @@ def _is_listener(conn: object) -> bool:
     return status == psutil.CONN_LISTEN or (status == psutil.CONN_NONE and not getattr(conn, "raddr", None))
 
 
-def instance_pids(pid: int | None, pgid: int | None, token: str | None, instance: str | None) -> list[int]:
+def instance_pids(instance: Identity) -> list[int]:
     """Live pids of one instance (leader, group, marked escapees), for ports and stats."""
-    marked = identity.marked_pids([instance]) if instance else {}
-    target = stopper.collect_targets(pid, pgid, token, instance, marked)
+    marked = identity.marked_pids([instance.instance]) if instance.instance else {}
+    target = stopper.collect_targets(instance, marked)
     pids = {m.pid for m in target.members}
-    if target.pgid and identity.LINUX:
-        pids.update(s.pid for s in identity.all_stats() if s.pgid == target.pgid)
+    if target.pgid:
+        pids.update(host.group_members(target.pgid))
     return sorted(pids)
 
 
@@ -81,7 +82,7 @@ def listeners_on(ports: Iterable[int]) -> list[Listener]:
             command = " ".join(proc.cmdline()) or proc.name()
         except psutil.Error:
             continue
-        token = identity.start_token(conn.pid)
+        token = host.start_token(conn.pid)
         if token:
             found[(conn.laddr.port, conn.pid)] = Listener(conn.laddr.port, conn.pid, command, token)
     return list(found.values())

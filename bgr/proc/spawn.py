@@ -17,7 +17,9 @@ from collections.abc import Mapping
 
 from bgr import paths
 from bgr.errors import SpawnError
-from bgr.proc import identity
+from bgr.models import Identity
+from bgr.proc import host
+from bgr.proc.exits import exit_status
 from bgr.record import Record
 
 # $0 names the instance in `ps`; $1 is the directory, $2 the user's command, run exactly as sh -c.
@@ -39,13 +41,14 @@ _spawned: set[int] = set()
 
 
 class Spawned(Record):
-    """The identity of a freshly started instance."""
+    """A freshly started instance: who it is, and when (wall clock) it started."""
 
-    pid: int
-    pgid: int
-    start_token: str
-    instance: str
+    identity: Identity
     started_at: float
+
+    @property
+    def pid(self) -> int:
+        return self.identity.pid or 0
 
 
 def child_environment(
@@ -159,15 +162,8 @@ def spawn(
     _spawned.add(pid)
     started_at = time.time()
     # The child is ours and unreaped, so its /proc entry exists even if it already exited.
-    token = identity.start_token(pid) or f"unknown:{instance}"
-    return Spawned(pid=pid, pgid=pid, start_token=token, instance=instance, started_at=started_at)
-
-
-def exit_status(wait_status: int) -> int:
-    """A waitpid status as the shell reports it: the exit code, or 128+N for death by signal N."""
-    if os.WIFSIGNALED(wait_status):
-        return 128 + os.WTERMSIG(wait_status)
-    return os.waitstatus_to_exitcode(wait_status)
+    token = host.start_token(pid) or f"unknown:{instance}"
+    return Spawned(Identity(pid=pid, pgid=pid, token=token, instance=instance), started_at)
 
 
 def wait_exit(pid: int, timeout: float) -> int | None:

@@ -9,14 +9,17 @@ pins it so the pid cannot be recycled between the check and the kill.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import time
 
-from bgr.proc import identity
+from bgr.models import Identity
+from bgr.proc import host
 from bgr.record import Record
 
+# SIGTERM → SIGKILL: long enough for a server to finish its requests and flush, short enough
+# that a stuck one does not hold a restart for long.
+DEFAULT_GRACE = 5.0
 _POLL_SECONDS = 0.01
 
 
@@ -34,60 +37,33 @@ class StopTarget(Record):
     members: tuple[Target, ...]
 
 
-def collect_targets(
-    pid: int | None,
-    pgid: int | None,
-    token: str | None,
-    instance: str | None,
-    marked: dict[str, list[int]],
-) -> StopTarget:
-    """Find the live processes of one instance: the leader, its group, marked escapees, children."""
+def collect_targets(identity: Identity, marked: dict[str, list[int]]) -> StopTarget:
+    """Find the live processes of one instance: the leader, its group, marked escapees, children.
+
+    ``marked`` is ``identity.marked_pids`` for (at least) this instance: one /proc pass for many.
+    """
     members: dict[int, Target] = {}
 
     def add(candidate: int) -> None:
-        candidate_token = identity.start_token(candidate)
-        if candidate_token and candidate not in members and identity.is_alive(candidate, candidate_token):
+        candidate_token = host.start_token(candidate)
+        if candidate_token and candidate not in members and host.is_alive(candidate, candidate_token):
             members[candidate] = Target(candidate, candidate_token)
 
-    leader_alive = identity.is_alive(pid, token)
+    pid, token, pgid = identity.pid, identity.token, identity.pgid
+    leader_alive = host.is_alive(pid, token)
     if leader_alive and pid is not None and token is not None:
         members[pid] = Target(pid, token)
         # Children that scrubbed their environment but are still attached to the leader.
-        for child in identity.descendants(pid):
+        for child in host.descendants(pid):
             add(child)
-    for candidate in marked.get(instance or "", []):
+    for candidate in marked.get(identity.instance or "", []):
         add(candidate)
     # The group is ours to signal only while something we can vouch for is in it: the leader, or a
     # process carrying our marker. Otherwise the pgid may belong to a stranger by now. A marked
     # escapee that left the group (setsid) vouches for nothing there: check membership.
-    vouched = leader_alive or any(identity.pgid_of(m) == pgid for m in members)
+    vouched = leader_alive or any(host.pgid_of(m) == pgid for m in members)
     group = pgid if vouched else None
     return StopTarget(pgid=group, members=tuple(members.values()))
-
-
-def _send(target: Target, sig: int) -> bool:
-    """Signal one pinned process. False if it is gone or not ours (EPERM: never escalate)."""
-    pidfd = -1
-    try:
-        if identity.LINUX:
-            pidfd = os.pidfd_open(target.pid)
-        # With the pidfd open the pid cannot be reused, so this check is not racy.
-        if not identity.is_alive(target.pid, target.token):
-            return False
-        if pidfd >= 0:
-            signal.pidfd_send_signal(pidfd, sig)
-        else:
-            os.kill(target.pid, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-    except OSError as exc:
-        if exc.errno in (errno.ESRCH, errno.EPERM):
-            return False
-        raise
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
 
 
 def _signal_target(target: StopTarget, sig: int) -> None:
@@ -95,23 +71,16 @@ def _signal_target(target: StopTarget, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(target.pgid, sig)
     for member in target.members:
-        _send(member, sig)
+        host.send_signal(member.pid, member.token, sig)
 
 
 def _group_alive(pgid: int | None) -> bool:
-    if not pgid or pgid <= 1:
-        return False
-    if identity.LINUX:
-        return any(s.pgid == pgid for s in identity.all_stats())
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    # Members, not kill(-pgid, 0): zombies still answer that, and they are dead.
+    return bool(pgid and pgid > 1 and host.group_members(pgid))
 
 
 def _remaining(target: StopTarget) -> list[int]:
-    alive = [m.pid for m in target.members if identity.is_alive(m.pid, m.token)]
+    alive = [m.pid for m in target.members if host.is_alive(m.pid, m.token)]
     if not alive and _group_alive(target.pgid):
         alive.append(-(target.pgid or 0))  # a group member we did not pin still runs
     return alive

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bgr import paths
-from bgr.core import launch, teardown
+from bgr.core import launch
 from bgr.errors import BgrError, NotFound, SpawnError, UsageError
 from bgr.logfiles import reading
 from bgr.models import Desired, ProcessRecord, StartRequest, StartResult
 from bgr.proc import identity, spawn
+from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import open_registry
 from bgr.watch.debounce import Debouncer
 from bgr.watch.inbox import Inbox
@@ -88,15 +89,6 @@ class Gone:
 WatchEvent = Watching | Started | StartFailed | Exited | Output | Gone
 
 
-def describe_changes(paths: Sequence[str], shown: int = 2) -> str:
-    """``a.py``, ``a.py and b.py``, ``a.py, b.py and c.py``, ``a.py, b.py and 3 more``."""
-    if not paths:
-        return "nothing"
-    if len(paths) <= shown + 1:
-        return paths[0] if len(paths) == 1 else f"{', '.join(paths[:-1])} and {paths[-1]}"
-    return f"{', '.join(paths[:shown])} and {len(paths) - shown} more"
-
-
 def _plan(request: StartRequest, existing: ProcessRecord | None) -> tuple[Path, Path, Path]:
     """Directory and log files the start will use (``definition.build`` decides the same way): the
     request's, else the stored definition's, else the defaults."""
@@ -121,7 +113,7 @@ def _log_files(stream: str, stdout: Path, stderr: Path) -> list[tuple[str, Path]
 
 
 def _alive(record: ProcessRecord) -> bool:
-    return identity.instance_alive(record.pid, record.pgid, record.start_token, record.instance)
+    return identity.instance_alive(record.identity)
 
 
 class _Session:
@@ -221,7 +213,7 @@ def run(
     logs: str | None = None,
     lines: int = 0,
     db: str | None = None,
-    grace: float = teardown.DEFAULT_GRACE,
+    grace: float = DEFAULT_GRACE,
     backend: str = "auto",
     clock: Callable[[], float] = time.monotonic,
 ) -> Generator[WatchEvent, None, None]:

@@ -1,0 +1,97 @@
+"""bgr's options: one field each, with its spelling, help and type (see :mod:`bgr.cli.table`).
+
+``Args`` is what the parser returns and what :mod:`bgr.cli.rules` reads; ``TABLE`` derives the
+usage text (``bgr --help``) and the fast parse path from it.
+"""
+
+from __future__ import annotations
+
+from bgr.cli.table import Table, flag, many, positional, value
+from bgr.record import Record
+from bgr.units import seconds, whole_number
+
+
+class Args(Record):
+    """What the command line said; a field per option, in ``--help`` order."""
+
+    name: str | None = value(
+        "--name", "NAME", "Start the process NAME (letters, digits, . _ -).", heading="Start"
+    )
+    directory: str | None = value(
+        "--directory", "DIR", "Working directory (default: the current one).", short="-d"
+    )
+    command: str | None = value("--command", "CMD", "Shell command to run, as /bin/sh -c CMD.", short="-c")
+    config: str | None = value(
+        "--config", "FILE", "TOML file turned into env vars (default: DIR/.config.toml if present)."
+    )
+    env: tuple[str, ...] = many("--env", "KEY=VALUE", "Extra environment variable; repeat for more.")
+    group: str | None = value("--group", "GROUP", "Group for --filter (default: $BGR_GROUP).")
+    stdout: str | None = value("--stdout", "PATH", "stdout log (default: ~/.bgr/NAME-out.txt).")
+    stderr: str | None = value("--stderr", "PATH", "stderr log (default: ~/.bgr/NAME-err.txt).")
+    force: bool = flag("--force", "Restart NAME if it runs, and stop your listeners on its ports.")
+    fetch: bool = flag("--fetch", "git pull --ff-only in DIR before every start (remembered).")
+    wait: float | None = value(
+        "--wait",
+        "SECONDS",
+        "Watch the new process this long; fail if it exits (default: 0.01).",
+        convert=seconds,
+    )
+    watch: bool = flag("--watch", "Stay in the foreground and restart NAME when files change.")
+    debounce: int | None = value(
+        "--debounce",
+        "MS",
+        "--watch: restart after MS quiet milliseconds (default: 300).",
+        convert=whole_number,
+    )
+    ignore: tuple[str, ...] = many(
+        "--ignore", "PATTERN", "--watch: also ignore paths matching PATTERN; repeat for more."
+    )
+
+    json: bool = flag("--json", "Print JSON (the list, or one process with NAME).", heading="Look")
+    show_env: bool = flag("--show-env", "Include environment values (they may hold secrets).")
+    filter: str | None = value("--filter", "GROUP", "List only the processes of GROUP.")
+    logs: bool = flag("--logs", "Show NAME's logs: stdout, then stderr.")
+    log_stdout: bool = flag("--log-stdout", "With --logs: only stdout.")
+    log_stderr: bool = flag("--log-stderr", "With --logs: only stderr.")
+    lines: int | None = value("--lines", "N", "With --logs: only the last N lines.", convert=whole_number)
+    follow: bool = flag("--follow", "With --logs: keep printing new output until Ctrl-C.")
+
+    restart: bool = flag(
+        "--restart", "Restart NAME (re-reads its config; keeps command and paths).", heading="Control"
+    )
+    stop: bool = flag("--stop", "Stop NAME's whole process tree; keep its definition.")
+    delete: bool = flag("--delete", "Stop NAME, forget it and remove its logs.")
+    clean: bool = flag("--clean", "Forget every process that is not running.")
+    nuke: bool = flag("--nuke", "Stop and forget every process.")
+    grace: float | None = value(
+        "--grace", "SECONDS", "Wait this long after SIGTERM before SIGKILL (default: 5).", convert=seconds
+    )
+
+    db: str | None = value(
+        "--db",
+        "PATH",
+        "Registry file (default: ~/.bgr/bgr.sqlite, or ~/.bgr/$DB_NAME.sqlite).",
+        heading="Common",
+    )
+    help: bool = flag("--help", "Show this help.", short="-h")
+    version: bool = flag("--version", "Show the version.")
+
+    target: str | None = positional("NAME")
+
+
+TABLE = Table(
+    Args,
+    program="bgr",
+    summary="bgr - run commands as named background processes, and keep track of them.",
+    usage=(
+        "[options] [--env=KEY=VALUE]... [--ignore=PATTERN]... [NAME]",
+        "(-h | --help)",
+        "--version",
+    ),
+    epilog="""\
+Examples:
+  bgr --name web --directory ./app --command "python3 -m http.server 8080"
+  bgr                      list processes        bgr web --logs --lines 50
+  bgr web --restart        restart web           bgr --delete web
+""",
+)

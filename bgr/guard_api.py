@@ -1,0 +1,101 @@
+"""The part of bgr that bgr-guard may use: one list, checked by a test (tests/guard/test_surface.py).
+
+bgr-guard imports nothing from bgr but this module, so every other module of bgr may change shape
+without breaking the guard. Log rotation (ctypes) and git pulls (GitPython) are imported on first
+use only: the guard stays small until it needs them.
+"""
+
+from __future__ import annotations
+
+from bgr import __version__
+from bgr.cli.funnel import run_program
+from bgr.cli.parse import check_spelling, parse, unmatched_names
+from bgr.cli.table import Table, flag, positional, value
+from bgr.core.launch import guard_restart, record_exit, restart
+from bgr.errors import BgrError, GitError, LockHeld, UsageError
+from bgr.models import Desired, Identity, ProcessRecord
+from bgr.paths import db_path, ensure_subdir, file_size, validate_name
+from bgr.proc.exits import describe_exit
+from bgr.proc.host import boot_id, group_usage, is_alive, start_token
+from bgr.proc.identity import instance_alive, leader_alive, marked_in_group
+from bgr.proc.locks import file_lock, name_lock
+from bgr.proc.spawn import reap_spawned
+from bgr.proc.stopper import DEFAULT_GRACE
+from bgr.record import Record
+from bgr.store import Registry, open_registry
+from bgr.units import count_from, format_size, parse_duration, size_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bgr.git import PullResult, pull_if_clean
+    from bgr.logfiles.backups import RotationResult, rotate_live
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "BgrError",
+    "Desired",
+    "GitError",
+    "Identity",
+    "LockHeld",
+    "ProcessRecord",
+    "PullResult",
+    "Record",
+    "Registry",
+    "RotationResult",
+    "Table",
+    "UsageError",
+    "__version__",
+    "boot_id",
+    "check_spelling",
+    "count_from",
+    "db_path",
+    "describe_exit",
+    "ensure_subdir",
+    "file_lock",
+    "file_size",
+    "flag",
+    "format_size",
+    "group_usage",
+    "guard_restart",
+    "instance_alive",
+    "is_alive",
+    "leader_alive",
+    "marked_in_group",
+    "name_lock",
+    "open_registry",
+    "parse",
+    "parse_duration",
+    "positional",
+    "pull_if_clean",
+    "reap_spawned",
+    "record_exit",
+    "restart",
+    "rotate_live",
+    "run_program",
+    "size_option",
+    "start_token",
+    "unmatched_names",
+    "validate_name",
+    "value",
+]
+
+_LAZY = {
+    "pull_if_clean": "bgr.git",
+    "PullResult": "bgr.git",
+    "rotate_live": "bgr.logfiles.backups",
+    "RotationResult": "bgr.logfiles.backups",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The heavy half, imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bgr.guard_api' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,106 @@
+"""Quantities on the command line and in messages: sizes, durations and counts, both ways.
+
+The parsers take the option's name so that their errors say which option was wrong; they raise
+UsageError. Sizes are powers of 1024 in both directions (``10M`` is 10 MiB, and 10 MiB prints as
+``10.0M``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+from bgr.errors import UsageError
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_size(text: str) -> int:
+    """Parse "100", "512K", "10M", "1.5G", "10MB", "10MiB" (case-insensitive, powers of 1024)."""
+    match = _SIZE.fullmatch(text)
+    if match is None or (match[3] and match[3].lower() == "ib" and not match[2]):
+        raise UsageError(
+            f"invalid size {text!r}: use a number of bytes with an optional K, M or G suffix, "
+            "e.g. 512K or 10M"
+        )
+    unit = _SIZE_UNITS[match[2].lower()]
+    number = match[1]
+    return int(number) * unit if number.isdigit() else int(float(number) * unit)
+
+
+def format_size(num_bytes: float | None) -> str:
+    """``512B``, ``1.5K``, ``10.0M``, ``2.0G``, ``3.0T``; ``-`` for None."""
+    if num_bytes is None:
+        return "-"
+    value = float(num_bytes)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def parse_duration(text: str, option: str = "duration") -> float:
+    """``"30"`` / ``"0.5"`` (seconds), ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h"``, ``"1d"`` → seconds > 0."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise UsageError(f"{option} takes a duration such as 30, 0.5, 90s, 5m or 1h, not {text!r}")
+    seconds = float(match[1]) * _DURATION_UNITS[(match[2] or "s").lower()]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"{option} must be more than 0, not {text!r}")
+    return seconds
+
+
+def size_option(text: str, option: str) -> int:
+    """An option's size (more than 0 bytes)."""
+    try:
+        size = parse_size(text)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if size <= 0:
+        raise UsageError(f"{option} must be more than 0")
+    return size
+
+
+def seconds(text: str, option: str) -> float:
+    """A non-negative, finite number of seconds (``--grace 0.5``)."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a number, not {text!r}") from None
+    # nan would make every deadline comparison false: a stop would wait forever.
+    if not math.isfinite(number):
+        raise UsageError(f"{option} takes a finite number, not {text!r}")
+    if number < 0:
+        raise UsageError(f"{option} must not be negative")
+    return number
+
+
+def whole_number(text: str, option: str) -> int:
+    """A non-negative whole number (``--lines 20``)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a number, not {text!r}") from None
+    if number < 0:
+        raise UsageError(f"{option} must not be negative")
+    return number
+
+
+def count_from(minimum: int) -> Callable[[str, str], int]:
+    """A converter for a whole number of at least ``minimum`` (``--max-failures``)."""
+
+    def count(text: str, option: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise UsageError(f"{option} takes a whole number, not {text!r}") from None
+        if number < minimum:
+            raise UsageError(f"{option} must be at least {minimum}, not {number}")
+        return number
+
+    return count
