@@ -456,7 +456,7 @@ def _count_lines(stream: bytes, expected: int) -> tuple[int, int, int]:
 
 def _rotation_run(m: Bgr, ctx: Context, name: str, method: str) -> tuple[int, int, int, int, float]:
     """A bgr-managed writer at full speed while we rotate its log every 256 KiB."""
-    from bgr.logfiles import backups
+    from bgr.logfiles import backups, rotation
 
     script = ctx.sandbox.path("numbered.py")
     script.write_text(NUMBERED)
@@ -482,7 +482,7 @@ def _rotation_run(m: Bgr, ctx: Context, name: str, method: str) -> tuple[int, in
     while not done.exists():
         if time.monotonic() - began > 120:
             raise BenchError("the numbered writer did not finish in 120 s")
-        result = backups.rotate_live(log, name, "out", 64 * 1024, keep=1_000_000, method=method)  # type: ignore[arg-type]
+        result = rotation.rotate_live(log, name, "out", 64 * 1024, keep=1_000_000, method=method)  # type: ignore[arg-type]
         if result is None:
             time.sleep(0.001)
         else:

@@ -28,7 +28,7 @@ from bgr.units import count_from, format_size, parse_duration, size_option
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bgr.git import PullResult, pull_if_clean
-    from bgr.logfiles.backups import RotationResult, rotate_live
+    from bgr.logfiles.rotation import RotationResult, rotate_live
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -82,8 +82,8 @@ __all__ = [
 _LAZY = {
     "pull_if_clean": "bgr.git",
     "PullResult": "bgr.git",
-    "rotate_live": "bgr.logfiles.backups",
-    "RotationResult": "bgr.logfiles.backups",
+    "rotate_live": "bgr.logfiles.rotation",
+    "RotationResult": "bgr.logfiles.rotation",
 }
 
 

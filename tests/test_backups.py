@@ -20,7 +20,7 @@ import pytest
 
 from bgr import paths
 from bgr.errors import BgrError, InvalidName
-from bgr.logfiles import backups
+from bgr.logfiles import backups, rotation
 from tests.core_support import numbered
 
 # A fixed local time for backup names: 2026-11-26 10:15:03.
@@ -125,10 +125,10 @@ def test_move_to_backup_across_filesystems_copies_then_unlinks(other_filesystem:
 
 
 def test_rotate_live_leaves_small_or_missing_files_alone(tmp_path: Path) -> None:
-    assert backups.rotate_live(tmp_path / "missing.txt", "w", "out", 10) is None
+    assert rotation.rotate_live(tmp_path / "missing.txt", "w", "out", 10) is None
     log = tmp_path / "w-out.txt"
     log.write_bytes(b"x" * 100)
-    assert backups.rotate_live(log, "w", "out", 100) is None
+    assert rotation.rotate_live(log, "w", "out", 100) is None
     assert log.read_bytes() == b"x" * 100
     assert backups.backups("w", "out") == []
 
@@ -136,25 +136,25 @@ def test_rotate_live_leaves_small_or_missing_files_alone(tmp_path: Path) -> None
 def test_rotate_live_under_one_block_falls_back_to_truncate(tmp_path: Path) -> None:
     log = tmp_path / "w-out.txt"
     log.write_bytes(b"line\n" * 100)
-    result = backups.rotate_live(log, "w", "out", 100, clock=fixed_clock)
-    assert result == backups.RotationResult(Path(paths.backup_dir()) / f"w-out-{STAMP}.txt", 500, "truncate")
+    result = rotation.rotate_live(log, "w", "out", 100, clock=fixed_clock)
+    assert result == rotation.RotationResult(Path(paths.backup_dir()) / f"w-out-{STAMP}.txt", 500, "truncate")
     assert result.backup.read_bytes() == b"line\n" * 100
     assert stat.S_IMODE(result.backup.stat().st_mode) == 0o600
     assert log.read_bytes() == b""
     log.write_bytes(b"line\n" * 100)
     with pytest.raises(BgrError, match="cannot rotate"):
-        backups.rotate_live(log, "w", "out", 100, method="collapse")
+        rotation.rotate_live(log, "w", "out", 100, method="collapse")
     assert log.read_bytes() == b"line\n" * 100
     assert len(backups.backups("w", "out")) == 1  # the failed attempt left no backup behind
 
 
 def test_rotate_live_collapses_a_block_aligned_head(tmp_path: Path) -> None:
-    if not backups.collapse_supported(tmp_path):
+    if not rotation.collapse_supported(tmp_path):
         pytest.skip("filesystem cannot collapse ranges")
     log = tmp_path / "w-out.txt"
     content = numbered(0, 5000)  # 50,000 bytes
     log.write_bytes(content)
-    result = backups.rotate_live(log, "w", "out", 10_000)
+    result = rotation.rotate_live(log, "w", "out", 10_000)
     assert result is not None and result.method == "collapse"
     block = os.stat(log).st_blksize
     assert result.bytes_moved % block == 0
@@ -166,9 +166,9 @@ def test_rotate_live_falls_back_where_the_filesystem_refuses(other_filesystem: P
     log = other_filesystem / "w-out.txt"  # tmpfs: no FALLOC_FL_COLLAPSE_RANGE
     content = numbered(0, 5000)
     log.write_bytes(content)
-    if backups.collapse_supported(other_filesystem):
+    if rotation.collapse_supported(other_filesystem):
         pytest.skip("this tmpfs can collapse ranges")
-    result = backups.rotate_live(log, "w", "out", 10_000)
+    result = rotation.rotate_live(log, "w", "out", 10_000)
     assert result is not None and result.method == "truncate"
     assert result.backup.read_bytes() == content
     assert log.read_bytes() == b""
@@ -178,7 +178,7 @@ def test_rotate_live_prunes_to_keep(tmp_path: Path) -> None:
     log = tmp_path / "w-err.txt"
     for i in range(5):
         log.write_bytes(b"%d\n" % i * 10)
-        assert backups.rotate_live(log, "w", "err", 5, keep=3, clock=fixed_clock) is not None
+        assert rotation.rotate_live(log, "w", "err", 5, keep=3, clock=fixed_clock) is not None
     assert [p.read_bytes()[:2] for p in backups.backups("w", "err")] == [b"2\n", b"3\n", b"4\n"]
 
 
@@ -187,8 +187,8 @@ def test_rotate_live_skips_a_file_another_rotation_holds(tmp_path: Path) -> None
     log.write_bytes(b"x\n" * 1000)
     with log.open("rb") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
-        assert backups.rotate_live(log, "w", "out", 10) is None
-    assert backups.rotate_live(log, "w", "out", 10) is not None
+        assert rotation.rotate_live(log, "w", "out", 10) is None
+    assert rotation.rotate_live(log, "w", "out", 10) is not None
 
 
 WRITER = r"""
@@ -214,7 +214,7 @@ def rotate_under_load(tmp_path: Path, method: str) -> tuple[bytes, int]:
         deadline = time.monotonic() + 40
         while writer.poll() is None:
             assert time.monotonic() < deadline, "writer did not finish"
-            result = backups.rotate_live(log, "load", "out", 64 * 1024, keep=10_000, method=method)  # type: ignore[arg-type]
+            result = rotation.rotate_live(log, "load", "out", 64 * 1024, keep=10_000, method=method)  # type: ignore[arg-type]
             if result is None:
                 time.sleep(0.001)
                 continue
@@ -232,7 +232,7 @@ def rotate_under_load(tmp_path: Path, method: str) -> tuple[bytes, int]:
 
 
 def test_collapse_rotation_under_a_live_writer_loses_nothing(tmp_path: Path) -> None:
-    if not backups.collapse_supported(tmp_path):
+    if not rotation.collapse_supported(tmp_path):
         pytest.skip("filesystem cannot collapse ranges")
     stream, rotations = rotate_under_load(tmp_path, "collapse")
     assert rotations >= 20

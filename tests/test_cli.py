@@ -1091,7 +1091,7 @@ LIST_FORBIDDEN = (
     "dataclasses",
     "bgr.core.launch", "bgr.core.teardown", "bgr.core.definition",
     "bgr.proc.spawn", "bgr.proc.locks", "bgr.proc.stopper", "bgr.proc.ports",
-    "bgr.logfiles.reading", "bgr.logfiles.backups", "bgr.config", "bgr.git",
+    "bgr.logfiles.reading", "bgr.logfiles.backups", "bgr.logfiles.rotation", "bgr.config", "bgr.git",
     "bgr.watch.loop", "bgr.watch.watcher", "bgr.watch.inotify", "bgr.watch.tree",
     "bgr.watch.ignore", "bgr.watch.debounce", "bgr.watch.inbox", "bgr.watch.logstream",
     "docopt", "tomli", "git", "apscheduler", "watchdog",

@@ -351,7 +351,8 @@ options = GuardOptions(target=Target(TargetKind.ALL))
 jobs = Jobs(Keeper(options), threading.Event())
 jobs.check(); jobs.rotate(); jobs.pull()
 GuardService(options)
-heavy = ("git", "psutil", "bgr.logfiles.reading", "bgr.logfiles.backups", "ssl", "_ssl")
+heavy = ("git", "psutil", "bgr.logfiles.reading", "bgr.logfiles.backups", "bgr.logfiles.rotation")
+heavy += ("ssl", "_ssl")
 heavy = [m for m in heavy if sys.modules.get(m)]
 assert heavy == (["psutil"] if sys.platform != "linux" else []), heavy
 from bgr.store import open_registry

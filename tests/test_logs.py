@@ -14,7 +14,7 @@ import pytest
 
 from bgr import units
 from bgr.errors import UsageError
-from bgr.logfiles import backups, reading
+from bgr.logfiles import reading, rotation
 from tests.core_support import append, numbered
 
 
@@ -252,18 +252,18 @@ def test_follow_survives_replacement(tmp_path: Path) -> None:
 def test_follow_continues_exactly_across_a_collapse_rotation(tmp_path: Path) -> None:
     path = tmp_path / "svc-out.txt"
     path.write_bytes(numbered(0, 100))
-    if not backups.collapse_supported(tmp_path):
+    if not rotation.collapse_supported(tmp_path):
         pytest.skip("filesystem cannot collapse ranges")
     # A slow poll: the rotation and the next appends most likely land while the follower sleeps,
     # so it sees a file that shrank and then grew past its old position.
     with Follower([("svc", path)], poll_interval=0.3) as f:
         append(path, numbered(100, 3000))
         f.wait_text(numbered(100, 3000).decode())
-        result = backups.rotate_live(path, "svc", "out", 1000)
+        result = rotation.rotate_live(path, "svc", "out", 1000)
         assert result is not None and result.method == "collapse"
         append(path, numbered(3000, 9000))
         f.wait_text(numbered(100, 9000).decode())
-        result = backups.rotate_live(path, "svc", "out", 1000)
+        result = rotation.rotate_live(path, "svc", "out", 1000)
         assert result is not None and result.method == "collapse"
         append(path, numbered(9000, 9100))
         f.wait_text(numbered(100, 9100).decode())

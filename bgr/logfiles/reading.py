@@ -301,7 +301,7 @@ def _flush(t: _Followed, final: bool = False) -> Iterator[tuple[str, bool]]:
 def block_size(fd: int) -> int:
     """Collapse granularity: a multiple of both the preferred I/O size and the fs block size.
 
-    ``backups.rotate_live`` cuts a log's head in these units; ``follow`` finds its place again by them.
+    ``rotation.rotate_live`` cuts a log's head in these units; ``follow`` finds its place again by them.
     """
     size = os.fstat(fd).st_blksize or 4096
     with contextlib.suppress(OSError):
