@@ -113,21 +113,9 @@ def measure(args: argparse.Namespace, sandbox: Sandbox, tools: Tools) -> tuple[R
     interrupted = False
     try:
         for m in managers:
-            reason = m.missing()
-            if reason is None:
-                try:
-                    _progress(f"{m.title}: starting")
-                    m.open()
-                    versions[m.key] = m.version()
-                except BenchError as exc:
-                    reason = f"could not start: {exc}"
+            reason = _open(m, versions)
             if reason is not None:
-                _progress(f"{m.title}: skipped ({reason})")
-                results.notes.append(f"{m.title} skipped: {reason}")
-                short = reason if len(reason) <= 60 else "could not start (see the notes)"
-                for figure in args.figures:
-                    for row in ROWS[figure]:
-                        results.put(row.key, m.key, skipped(short))
+                _skip(m, reason, args.figures, results)
                 continue
             try:
                 for figure in args.figures:
@@ -146,6 +134,29 @@ def measure(args: argparse.Namespace, sandbox: Sandbox, tools: Tools) -> tuple[R
             except Exception as exc:
                 _progress(f"{m.title}: close failed: {exc}")
     return results, versions, interrupted
+
+
+def _open(m: Manager, versions: dict[str, str]) -> str | None:
+    """Start a manager; the reason it is skipped, or None."""
+    reason = m.missing()
+    if reason is not None:
+        return reason
+    try:
+        _progress(f"{m.title}: starting")
+        m.open()
+        versions[m.key] = m.version()
+    except BenchError as exc:
+        return f"could not start: {exc}"
+    return None
+
+
+def _skip(m: Manager, reason: str, figures: list[str], results: Results) -> None:
+    _progress(f"{m.title}: skipped ({reason})")
+    results.notes.append(f"{m.title} skipped: {reason}")
+    short = reason if len(reason) <= 60 else "could not start (see the notes)"
+    for figure in figures:
+        for row in ROWS[figure]:
+            results.put(row.key, m.key, skipped(short))
 
 
 def _table(results: Results, chosen: list[str], figures: list[str]) -> tuple[list[str], list[list[str]]]:

@@ -19,7 +19,7 @@ from bgr.core.queries import get, list_processes, logs
 from bgr.errors import BgrError
 from bgr.models import ProcessInfo, ProcessRecord, StartRequest, StartResult, Status, StopResult
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from bgr.core.launch import restart, start
     from bgr.core.teardown import clean, delete, nuke, stop

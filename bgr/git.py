@@ -1,6 +1,6 @@
 """``--fetch``: fast-forward a process directory's git checkout to its upstream, or say why not.
 
-GitPython is imported inside ``pull_if_clean`` only: it costs ~60 ms and fails to import without a git
+GitPython is imported inside ``pull_if_clean`` only: it is slow to import and fails without a git
 binary, and neither may affect ``bgr`` listing or a plain start. Every git command runs without
 prompts, without hooks, without auto-gc and under one overall timeout, so a pull started by the guard
 can neither hang nor run code from the repository nor leave a git process behind.

@@ -7,6 +7,8 @@ use only: the guard stays small until it needs them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bgr import __version__
 from bgr.cli.funnel import run_program
 from bgr.cli.parse import check_spelling, parse, unmatched_names
@@ -25,7 +27,6 @@ from bgr.record import Record
 from bgr.store import Registry, open_registry
 from bgr.units import count_from, format_size, parse_duration, size_option
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bgr.git import PullResult, pull_if_clean
     from bgr.logfiles.rotation import RotationResult, rotate_live

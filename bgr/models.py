@@ -1,10 +1,10 @@
 """Pure data: what the registry stores about a process and what bgr reports about it.
 
 These are named tuples (``bgr.record.Record``, typed as ``typing.NamedTuple``) rather than frozen
-dataclasses on purpose, as are the small records of ``procs``, ``spawn``, ``stopper`` and ``ports``:
-they sit on the path of every ``bgr`` call, and importing ``dataclasses`` (which imports ``inspect``)
-plus generating the frozen slotted classes cost ~10 ms of a ~50 ms ``bgr --json`` here, measured
-with ``-X importtime``. Code off those paths (the guard, ``--watch``, log rotation) keeps
+dataclasses on purpose, as are the small records of the CLI and the process layer: they sit on the
+path of every ``bgr`` call, and importing ``dataclasses`` (which imports ``inspect``) plus
+generating the frozen slotted classes was a fifth of a ``bgr --json`` (``bench/``). Code off those
+paths (the guard, ``--watch``, log rotation) keeps
 dataclasses. Named tuples are just as immutable and typed; change one with
 ``record._replace(field=value)``. Their mapping and sequence fields are typed
 read-only (``Mapping``, ``tuple``) so that no code can change a value in place, which would
@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from bgr.record import Record
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 

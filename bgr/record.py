@@ -1,10 +1,14 @@
 """``Record``: the class syntax of ``typing.NamedTuple`` without importing ``typing``.
 
-Every ``bgr`` call builds records, and ``typing.NamedTuple`` was ~5 ms of a ~38 ms ``bgr --json``
-here (``-X importtime``): ~3 ms to import ``typing`` and ~2.5 ms turning each string annotation
-(``from __future__ import annotations``) into a ``ForwardRef``, which compiles it. ``Record``
-builds the same ``collections.namedtuple`` class, fields and defaults from the class body, and
-leaves annotations as strings. mypy sees ``typing.NamedTuple`` and checks the classes as such.
+Every ``bgr`` call builds records, and ``typing.NamedTuple`` was an eighth of a ``bgr --json``
+(``bench/``, ``-X importtime``): importing ``typing``, then turning each string annotation (``from
+__future__ import annotations``) into a ``ForwardRef``, which compiles it. ``Record`` builds the
+same ``collections.namedtuple`` class, fields and defaults from the class body, and leaves
+annotations as strings. mypy sees ``typing.NamedTuple`` and checks the classes as such.
+
+The same reason is behind ``TYPE_CHECKING = False`` at the top of the modules on those paths:
+importing ``typing`` only to read ``typing.TYPE_CHECKING`` would cost what this module saves, and
+mypy treats any name ``TYPE_CHECKING`` as true.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 
 # The sqlite3 package is this C module plus date/time adapters bgr never uses, whose import of
-# datetime costs ~2 ms per call; everything used here (connect, Connection, Row, Error) is the C
+# datetime every call would pay (bench/); everything used here (connect, Connection, Row, Error) is the C
 # module's own. The fallback is for Pythons other than CPython.
 try:
     import _sqlite3 as sqlite3
@@ -26,7 +26,7 @@ from bgr import paths
 from bgr.errors import NotFound, RegistryError
 from bgr.models import Desired, ProcessRecord
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 

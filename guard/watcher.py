@@ -186,31 +186,10 @@ class ExitWatcher:
 
     def _run(self) -> None:
         while not self._stopping:
-            with self._lock:
-                for fd in self._retired:
-                    os.close(fd)
-                    self._open_fds -= 1
-                self._retired.clear()
-                by_fd = {e.fd: e for es in self._entries.values() for e in es if e.fd >= 0}
-                polled = [e for es in self._entries.values() for e in es if e.fd < 0]
-                exited = self._fired
-                self._fired = set()
+            by_fd, polled, exited = self._take_state()
             woke = False
             if not exited:
-                poller = select.poll()
-                poller.register(self._read_fd, select.POLLIN)
-                for fd in by_fd:
-                    poller.register(fd, select.POLLIN)
-                ready = poller.poll(self._poll_ms if polled else None)
-                for fd, _ in ready:
-                    if fd == self._read_fd:
-                        woke = True
-                        with contextlib.suppress(BlockingIOError):
-                            while os.read(self._read_fd, 4096):
-                                pass
-                    else:
-                        exited.add(by_fd[fd].name)
-                exited.update(e.name for e in polled if not is_alive(e.pid, e.token))
+                woke, exited = self._wait(by_fd, polled)
             if self._stopping:
                 break
             if woke and self._on_wake is not None:
@@ -221,6 +200,37 @@ class ExitWatcher:
                         self._retire(self._entries.pop(name, []))
                 for name in sorted(exited):
                     self._call(self._on_exit, name)
+
+    def _take_state(self) -> tuple[dict[int, _Entry], list[_Entry], set[str]]:
+        """Close retired descriptors; what to poll, what to check by pid, what already fired."""
+        with self._lock:
+            for fd in self._retired:
+                os.close(fd)
+                self._open_fds -= 1
+            self._retired.clear()
+            by_fd = {e.fd: e for es in self._entries.values() for e in es if e.fd >= 0}
+            polled = [e for es in self._entries.values() for e in es if e.fd < 0]
+            exited = self._fired
+            self._fired = set()
+        return by_fd, polled, exited
+
+    def _wait(self, by_fd: dict[int, _Entry], polled: list[_Entry]) -> tuple[bool, set[str]]:
+        """Block until a pidfd or the wake pipe is readable (or the next poll); (woken, exited)."""
+        poller = select.poll()
+        poller.register(self._read_fd, select.POLLIN)
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        woke, exited = False, set()
+        for fd, _ in poller.poll(self._poll_ms if polled else None):
+            if fd == self._read_fd:
+                woke = True
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._read_fd, 4096):
+                        pass
+            else:
+                exited.add(by_fd[fd].name)
+        exited.update(e.name for e in polled if not is_alive(e.pid, e.token))
+        return woke, exited
 
     def _call(self, func: Callable[..., None], *args: str) -> None:
         try:

@@ -17,7 +17,7 @@ from bgr.models import FreedPort, ProcessInfo, StartResult, Status, StopResult
 from bgr.proc.exits import describe_exit, signal_of
 from bgr.units import format_size
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 

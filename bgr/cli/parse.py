@@ -1,7 +1,7 @@
 """argv → a program's typed record, through a fast path or docopt, with clean one-line errors.
 
 docopt-ng is the parser of record: it words every error. But it re-parses the usage text on every
-call (~3 ms to import and ~5 ms to parse, a quarter of a ``bgr`` listing or start), so argv made
+call (importing and parsing cost a quarter of a ``bgr`` listing or start; see ``bench/``), so argv made
 only of full options (plus the table's short options, each a token of its own) and positional
 words, none repeated, skips it: :func:`fast` builds the same values from the table's sets, and
 anything else (``-cCMD``, ``--``, a repeated option, a value that is empty or starts with ``-``)
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from bgr.cli.table import Table
 from bgr.errors import UsageError
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 
@@ -65,20 +65,22 @@ def fast(table: Table, argv: Sequence[str]) -> dict[str, Any] | None:
             if equals or option in found or option in ("--help", "--version"):
                 return None
             found[option] = True
-            continue
-        if option not in table.values and option not in table.lists:
+        elif not _take_value(table, found, option, value if equals else next(tokens, "")):
             return None
-        if not equals:
-            value = next(tokens, "")
-        if not value or value.startswith("-"):
-            return None
-        if option in table.lists:
-            found[option].append(value)
-        elif option in found:
-            return None
-        else:
-            found[option] = value
     return found
+
+
+def _take_value(table: Table, found: dict[str, Any], option: str, value: str) -> bool:
+    """Note a value option's value; False when docopt must decide (unknown, empty, ``-x``, repeated)."""
+    if not value or value.startswith("-"):
+        return False
+    if option in table.lists:
+        found[option].append(value)
+        return True
+    if option not in table.values or option in found:
+        return False
+    found[option] = value
+    return True
 
 
 def with_docopt(

@@ -17,7 +17,7 @@ from bgr.errors import UsageError
 from bgr.models import ProcessRecord, StartRequest
 from bgr.store import EVENTS_KEPT
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 

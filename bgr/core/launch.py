@@ -22,7 +22,7 @@ from bgr.proc.ports import instance_pids, kill_listeners, listeners_on, listenin
 from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import Registry, open_registry
 
-TYPE_CHECKING = False  # typing costs 3 ms to import; mypy treats this name as True
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 
