@@ -16,13 +16,15 @@ from bgr import paths, store
 from bgr.core import launch, teardown
 from bgr.errors import AlreadyRunning, NotFound, RegistryError, SpawnError, UsageError
 from bgr.models import Desired, StartRequest, Status
-from tests.conftest import processes_with_env
-from tests.core_support import (
+from tests.support import (
+    GRACE,
     PY,
     alive,
+    api_start,
     managed,
     proc_state,
     process,
+    processes_with_env,
     read,
     readline,
     run_bgr,
@@ -30,17 +32,10 @@ from tests.core_support import (
     wait_for,
 )
 
-GRACE = 0.5
-
-
-def start(name: str, command: str, directory: Path, **kwargs: object) -> bgr.StartResult:
-    request = StartRequest(name=name, command=command, directory=str(directory))
-    return bgr.start(request, grace=GRACE, **kwargs)  # type: ignore[arg-type]
-
 
 def test_python_api_lifecycle(tmp_path: Path, bgr_home: Path) -> None:
     command = "echo hello; echo warn >&2; exec sleep 60"
-    result = start("api", command, tmp_path)
+    result = api_start("api", command, tmp_path)
     info = result.info
     assert info.status is Status.RUNNING and info.pid is not None
     first_pid = info.pid
@@ -77,9 +72,9 @@ def test_python_api_lifecycle(tmp_path: Path, bgr_home: Path) -> None:
 
 
 def test_running_name_is_refused_without_force_and_left_untouched(tmp_path: Path) -> None:
-    first = start("web", "sleep 60", tmp_path).info
+    first = api_start("web", "sleep 60", tmp_path).info
     with pytest.raises(AlreadyRunning, match="already running"):
-        start("web", "sleep 61", tmp_path)
+        api_start("web", "sleep 61", tmp_path)
     again = bgr.get("web")
     assert again.pid == first.pid and again.record.command == "sleep 60"
     assert again.record.restarts == 0
@@ -91,7 +86,7 @@ def test_running_name_is_refused_without_force_and_left_untouched(tmp_path: Path
 def test_a_forced_start_that_cannot_launch_leaves_the_running_instance_alone(
     tmp_path: Path,
 ) -> None:
-    first = start("web", "sleep 60", tmp_path).info
+    first = api_start("web", "sleep 60", tmp_path).info
     bad = StartRequest(name="web", force=True, stdout=str(tmp_path / "missing" / "web.log"))
     with pytest.raises(UsageError, match="log directory"):
         bgr.start(bad, grace=GRACE)
@@ -103,7 +98,7 @@ def test_a_forced_start_that_cannot_launch_leaves_the_running_instance_alone(
 def test_stopped_name_starts_again_with_its_stored_definition_unless_overridden(
     tmp_path: Path,
 ) -> None:
-    start("web", "sleep 60", tmp_path, startup_window=0)
+    api_start("web", "sleep 60", tmp_path, startup_window=0)
     bgr.stop("web", grace=GRACE)
     other = tmp_path / "other"
     other.mkdir()
@@ -120,7 +115,7 @@ def test_a_python_crash_inside_the_startup_window_is_reported_and_kept(tmp_path:
     """Python needs ~60-90 ms to start here, more than STARTUP_WINDOW: give it a longer window."""
     command = f"{PY} -c 'import sys; print(\"boom\", file=sys.stderr); sys.exit(3)'"
     with pytest.raises(SpawnError, match="exit code 3") as caught:
-        start("crash", command, tmp_path, startup_window=10)
+        api_start("crash", command, tmp_path, startup_window=10)
     assert "boom" in caught.value.details
     info = bgr.get("crash")
     assert info.status is Status.CRASHED and info.exit_code == 3 and info.pid is None
@@ -128,7 +123,7 @@ def test_a_python_crash_inside_the_startup_window_is_reported_and_kept(tmp_path:
 
 
 def test_a_zombie_counts_as_dead(tmp_path: Path) -> None:
-    info = start("z", "sleep 60", tmp_path).info
+    info = api_start("z", "sleep 60", tmp_path).info
     assert info.pid is not None and info.record.pgid is not None
     os.killpg(info.record.pgid, signal.SIGKILL)
     # This test process is the parent and does not reap: the leader stays a zombie.
@@ -142,7 +137,7 @@ def test_a_stale_row_pointing_at_a_stranger_is_never_signalled(tmp_path: Path) -
     """The row's pid and group now belong to a stranger (pid reuse); a setsid'd descendant of the
     old instance still runs. --stop/--delete take the descendant and never touch the stranger."""
     escape = f"{PY} -c 'import os, time; os.setsid(); time.sleep(60)'"
-    info = start("stale", f"{escape} & exec sleep 60", tmp_path).info
+    info = api_start("stale", f"{escape} & exec sleep 60", tmp_path).info
     assert info.record.pgid is not None and info.record.instance is not None
 
     def escapee() -> int | None:
@@ -169,7 +164,7 @@ def test_a_stale_row_pointing_at_a_stranger_is_never_signalled(tmp_path: Path) -
 
 
 def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path, bgr_home: Path) -> None:
-    start("stubborn", "trap '' TERM; echo ready; sleep 60 & wait", tmp_path)
+    api_start("stubborn", "trap '' TERM; echo ready; sleep 60 & wait", tmp_path)
     wait_for(lambda: "ready" in read(bgr_home / "stubborn-out.txt"), what="trap installed")
     result = bgr.stop("stubborn", grace=0.3)
     assert result.was_running and result.killed and not result.leftover
@@ -177,7 +172,7 @@ def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path, bgr_ho
 
 
 def test_restart_of_a_broken_config_changes_nothing(tmp_path: Path) -> None:
-    first = start("cfg", "sleep 60", tmp_path).info
+    first = api_start("cfg", "sleep 60", tmp_path).info
     (tmp_path / ".config.toml").write_text("[server]\nport = \n")
     with pytest.raises(bgr.BgrError, match="line 2, column"):
         bgr.restart("cfg", grace=GRACE)
@@ -190,13 +185,13 @@ def test_locked_registry_starts_nothing_and_moves_no_logs(
     tmp_path: Path, bgr_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
-    first = start("held", "echo old; exec sleep 60", tmp_path).info
+    first = api_start("held", "echo old; exec sleep 60", tmp_path).info
     wait_for(lambda: read(bgr_home / "held-out.txt"), what="output")
     holder = sqlite3.connect(bgr_home / "bgr.sqlite", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(RegistryError, match="locked"):
-            start("fresh", "sleep 60", tmp_path)
+            api_start("fresh", "sleep 60", tmp_path)
         with pytest.raises(RegistryError, match="locked"):
             bgr.restart("held", grace=GRACE)
         with pytest.raises(RegistryError, match="locked"):
@@ -220,7 +215,7 @@ def test_an_instance_that_cannot_be_recorded_is_killed_again(
 
     monkeypatch.setattr(store.Registry, "put", refuse)
     with pytest.raises(RegistryError, match="simulated"):
-        start("ghost", "sleep 60", tmp_path)
+        api_start("ghost", "sleep 60", tmp_path)
     assert managed("ghost") == []
 
 
@@ -229,7 +224,7 @@ def test_a_start_that_gets_in_right_after_a_stop_keeps_its_row_and_logs(
     action: str, tmp_path: Path, bgr_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Simulate the race: another `bgr --name race` runs between our stop and our bookkeeping."""
-    start("race", "echo first; exec sleep 60", tmp_path)
+    api_start("race", "echo first; exec sleep 60", tmp_path)
     real_stop = teardown.stop_records
     newcomer: list[bgr.StartResult] = []
 
@@ -249,11 +244,11 @@ def test_a_start_that_gets_in_right_after_a_stop_keeps_its_row_and_logs(
 
 
 def test_clean_forgets_only_what_is_not_running(tmp_path: Path, bgr_home: Path) -> None:
-    start("up", "sleep 60", tmp_path)
-    start("down", "sleep 60", tmp_path, startup_window=0)
+    api_start("up", "sleep 60", tmp_path)
+    api_start("down", "sleep 60", tmp_path, startup_window=0)
     bgr.stop("down", grace=GRACE)
     with pytest.raises(SpawnError):
-        start("broken", "echo bad >&2; exit 3", tmp_path, startup_window=10)
+        api_start("broken", "echo bad >&2; exit 3", tmp_path, startup_window=10)
     assert (bgr_home / "broken-err.txt").exists()
     assert sorted(bgr.clean()) == ["broken", "down"]
     assert [i.name for i in bgr.list_processes()] == ["up"]
@@ -262,7 +257,7 @@ def test_clean_forgets_only_what_is_not_running(tmp_path: Path, bgr_home: Path) 
 
 
 def test_nuke_stops_and_forgets_everything(tmp_path: Path) -> None:
-    pids = [start(f"n{i}", "sleep 60", tmp_path).info.pid for i in range(3)]
+    pids = [api_start(f"n{i}", "sleep 60", tmp_path).info.pid for i in range(3)]
     results = bgr.nuke(grace=GRACE)
     assert sorted(r.name for r in results) == ["n0", "n1", "n2"]
     assert all(r.was_running and not r.leftover for r in results)
@@ -272,7 +267,7 @@ def test_nuke_stops_and_forgets_everything(tmp_path: Path) -> None:
 
 
 def test_env_from_request_accumulates_and_bad_keys_are_refused(tmp_path: Path) -> None:
-    start("e", "sleep 60", tmp_path, startup_window=0)
+    api_start("e", "sleep 60", tmp_path, startup_window=0)
     bgr.stop("e", grace=GRACE)
     bgr.start(StartRequest(name="e", env={"A": "1"}), grace=GRACE, startup_window=0)
     bgr.stop("e", grace=GRACE)
@@ -287,7 +282,7 @@ def test_env_from_request_accumulates_and_bad_keys_are_refused(tmp_path: Path) -
 
 
 def test_guard_restart_yields_to_a_user_stop(tmp_path: Path) -> None:
-    first = start("g", "sleep 60", tmp_path).info
+    first = api_start("g", "sleep 60", tmp_path).info
     instance = first.record.instance
     # The row describes a live instance: nothing to do.
     assert launch.guard_restart("g", instance, guard_state={}) is None
@@ -299,7 +294,7 @@ def test_guard_restart_yields_to_a_user_stop(tmp_path: Path) -> None:
 def test_guard_restart_restarts_a_dead_instance_and_record_exit_is_instance_checked(
     tmp_path: Path, bgr_home: Path
 ) -> None:
-    first = start("g", "echo run; exec sleep 60", tmp_path).info
+    first = api_start("g", "echo run; exec sleep 60", tmp_path).info
     assert first.record.pgid is not None and first.record.instance is not None
     os.killpg(first.record.pgid, signal.SIGKILL)
     wait_for(lambda: not alive(first.pid or 0), what="death")

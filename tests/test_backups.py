@@ -7,13 +7,10 @@ import functools
 import itertools
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +18,7 @@ import pytest
 from bgr import paths
 from bgr.errors import BgrError, InvalidName
 from bgr.logfiles import backups, rotation
-from tests.core_support import numbered
-
-# A fixed local time for backup names: 2026-11-26 10:15:03.
-NOON = time.mktime((2026, 11, 26, 10, 15, 3, 0, 0, -1))
-STAMP = "2026-11-26T10-15-03"
-
-
-def fixed_clock() -> float:
-    return NOON
+from tests.support import STAMP, fixed_clock, numbered
 
 
 def test_move_to_backup_names_moves_and_sets_mode(tmp_path: Path) -> None:
@@ -94,20 +83,6 @@ def test_backup_names_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="stream"):
         backups.move_to_backup(log, "web", "both")
     assert log.exists()
-
-
-@pytest.fixture
-def other_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A directory on a filesystem other than tmp_path's (tmpfs /dev/shm), removed afterwards."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
-        pytest.skip("no second filesystem available")
-    directory = shm / f"bgr-test-{uuid.uuid4().hex}"
-    directory.mkdir(mode=0o700)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_move_to_backup_across_filesystems_copies_then_unlinks(other_filesystem: Path) -> None:

@@ -13,59 +13,39 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bgr import cli, store
-from bgr.models import ProcessRecord
+from bgr import store
 from bgr.proc import ports
-from tests.conftest import processes_with_env
-from tests.core_support import (
+from tests.support import (
     CLIENT,
     LISTENER,
     PY,
+    TRACKED,
+    Repos,
     accepts,
     alive,
     assert_one_error_line,
+    bgr_in_shell,
     environ_of,
     free_port,
+    in_deleted_directory,
+    listing,
+    main,
     managed,
+    one,
     process,
+    processes_with_env,
     read,
     readline,
     registry_snapshot,
     run_bgr,
     session_of,
+    start_many,
+    started_pid,
     wait_for,
 )
-
-
-def main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in this process; (exit code, stdout, stderr)."""
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def listing(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
-    code, out, err = main(capsys, "--json", *argv)
-    assert code == 0, err
-    data: list[dict[str, Any]] = json.loads(out)
-    return data
-
-
-def one(capsys: pytest.CaptureFixture[str], name: str) -> dict[str, Any]:
-    code, out, err = main(capsys, name, "--json")
-    assert code == 0, err
-    data: dict[str, Any] = json.loads(out)
-    return data
-
-
-def started_pid(stdout: str) -> int:
-    """The pid from "started NAME (pid N); ...": the CLI's own report."""
-    return int(stdout.rsplit("(pid ", 1)[1].split(")", 1)[0])
-
 
 # --------------------------------------------------------------------------------------------
 # start: detached, refused when running, again from the stored definition
@@ -514,19 +494,8 @@ def test_clean_forgets_dead_rows(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_nuke_stops_many_term_ignoring_processes_in_parallel(tmp_path: Path, bgr_home: Path) -> None:
     command = "trap '' TERM; echo ready; sleep 60 & wait"
-    starts = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bgr", "--name", f"s{i}", "--command", command],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(10)
-    ]
-    for proc in starts:
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+    for code, err in start_many([f"s{i}" for i in range(10)], tmp_path, command):
+        assert code == 0, err
     logs = [bgr_home / f"s{i}-out.txt" for i in range(10)]
     wait_for(lambda: all("ready" in read(log) for log in logs), what="all ready")
     began = time.monotonic()
@@ -655,42 +624,12 @@ def test_force_replaces_a_running_instance_and_its_port(tmp_path: Path) -> None:
 # --fetch
 
 
-def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-@pytest.fixture
-def repos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """(app clone bgr pulls, other clone that pushes), sharing a local bare remote."""
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "bgr test")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "bgr@example.invalid")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    bare = tmp_path / "remote.git"
-    _git(tmp_path, "init", "--quiet", "--bare", str(bare))
-    _git(tmp_path, "clone", "--quiet", str(bare), "other")
-    other = tmp_path / "other"
-    (other / "version.txt").write_text("v1\n")
-    _git(other, "add", "version.txt")
-    _git(other, "commit", "--quiet", "-m", "v1")
-    _git(other, "push", "--quiet", "origin", "main")
-    _git(tmp_path, "clone", "--quiet", str(bare), "app")
-    (other / "version.txt").write_text("v2\n")
-    _git(other, "commit", "--quiet", "-am", "v2")
-    _git(other, "push", "--quiet", "origin", "main")
-    return tmp_path / "app", other
-
-
 def test_fetch_pulls_before_starting(
-    repos: tuple[Path, Path], capsys: pytest.CaptureFixture[str], bgr_home: Path
+    repos: Repos, capsys: pytest.CaptureFixture[str], bgr_home: Path
 ) -> None:
-    app, _ = repos
-    command = "cat version.txt; exec sleep 60"
+    repos.push("v2\n")  # the app clone is one commit behind
+    app = repos.app
+    command = f"cat {TRACKED}; exec sleep 60"
     code, out, err = main(capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", command)
     assert code == 0, err
     assert out.startswith("git: pulled main: ") and "(1 commit)" in out
@@ -700,16 +639,17 @@ def test_fetch_pulls_before_starting(
 
 
 def test_fetch_with_a_dirty_tree_reports_and_resets_nothing(
-    repos: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    repos: Repos, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app, _ = repos
-    (app / "version.txt").write_text("local edit\n")
+    repos.push("v2\n")  # the app clone is one commit behind
+    app = repos.app
+    (app / TRACKED).write_text("local edit\n")
     code, out, err = main(
         capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 60"
     )
     assert code == 8 and out == ""
     assert "uncommitted changes" in err and "Traceback" not in err
-    assert (app / "version.txt").read_text() == "local edit\n"
+    assert (app / TRACKED).read_text() == "local edit\n"
     assert listing(capsys) == []
     assert managed("app") == []
 
@@ -782,26 +722,8 @@ def test_db_name_and_db_select_the_registry(
 # concurrency
 
 
-def _many(names: list[str], tmp_path: Path) -> list[tuple[int, str]]:
-    procs_ = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bgr", "--name", name, "--command", "sleep 60"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in names
-    ]
-    results = []
-    for proc in procs_:
-        _, err = proc.communicate(timeout=60)
-        results.append((proc.returncode, err))
-    return results
-
-
 def test_thirty_concurrent_starts_of_one_name_give_one_process(tmp_path: Path, bgr_home: Path) -> None:
-    results = _many(["same"] * 30, tmp_path)
+    results = start_many(["same"] * 30, tmp_path)
     assert sorted(code for code, _ in results) == [0] + [4] * 29
     for _, err in results:
         assert "Traceback" not in err and "database is locked" not in err
@@ -813,7 +735,7 @@ def test_thirty_concurrent_starts_of_one_name_give_one_process(tmp_path: Path, b
 
 def test_thirty_concurrent_distinct_names_all_run(tmp_path: Path) -> None:
     names = [f"p{i:02d}" for i in range(30)]
-    results = _many(names, tmp_path)
+    results = start_many(names, tmp_path)
     for code, err in results:
         assert code == 0, err
         assert "Traceback" not in err and "locked" not in err
@@ -824,19 +746,6 @@ def test_thirty_concurrent_distinct_names_all_run(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------
 # bad input: one line, non-zero, registry unchanged
-
-
-@pytest.fixture
-def populated(bgr_home: Path, tmp_path: Path) -> Path:
-    """A registry with one (not running) definition; returns its path."""
-    with store.open_registry() as reg:
-        reg.put(
-            ProcessRecord(
-                name="known", directory=str(tmp_path), command="sleep 60",
-                stdout=str(bgr_home / "known-out.txt"), stderr=str(bgr_home / "known-err.txt"),
-            )
-        )  # fmt: skip
-    return bgr_home / "bgr.sqlite"
 
 
 BAD_INPUT = {
@@ -1157,21 +1066,6 @@ def test_the_program_output_survives_the_fast_exit_when_piped(tmp_path: Path) ->
     assert missing.returncode != 0 and missing.stderr.startswith("bgr: ")
 
 
-def bgr_in_shell(line: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``sh -c LINE`` where ``BGR`` in LINE stands for ``python -m bgr`` (for redirections,
-    closed descriptors and directory tricks that subprocess cannot set up)."""
-    script = line.replace("BGR", f"{shlex.quote(sys.executable)} -m bgr")
-    return subprocess.run(
-        ["sh", "-c", script],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_closed_standard_streams_give_no_traceback_and_no_corrupt_registry(tmp_path: Path) -> None:
     """cron and some daemons run commands with stdout or stderr closed (`>&-`)."""
     directory = shlex.quote(str(tmp_path))
@@ -1183,13 +1077,6 @@ def test_closed_standard_streams_give_no_traceback_and_no_corrupt_registry(tmp_p
     assert_one_error_line(missing.stderr)
     shown = run_bgr("--json")
     assert [(p["name"], p["status"]) for p in json.loads(shown.stdout)] == [("web", "running")]
-
-
-def in_deleted_directory(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bgr ARGV`` from a working directory that was deleted under it."""
-    return bgr_in_shell(
-        f"mkdir gone && cd gone && rmdir ../gone && exec BGR {shlex.join(argv)}", tmp_path, **env
-    )
 
 
 def test_a_start_from_a_deleted_directory_is_one_clear_line(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +13,7 @@ import pytest
 from bgr.errors import UsageError, WatchError
 from bgr.watch.inotify import watch_error
 from bgr.watch.watcher import Watcher
-
-LINUX = sys.platform.startswith("linux")
-needs_inotify = pytest.mark.skipif(not LINUX, reason="inotify watch placement is Linux-only")
+from tests.support import inotify_watches, needs_inotify
 
 
 def test_watch_errors_say_what_to_do() -> None:
@@ -27,17 +23,6 @@ def test_watch_errors_say_what_to_do() -> None:
     assert full.exit_code == WatchError.exit_code
     many = watch_error(OSError(errno.EMFILE, "inotify instance limit reached"), "/app")
     assert "fs.inotify.max_user_instances" in str(many)
-
-
-def inotify_watches(pid: int | str = "self") -> int:
-    """Watches held by a process's inotify instances, as the kernel lists them."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            count += Path(f"/proc/{pid}/fdinfo/{fd}").read_text().count("inotify wd:")
-        except OSError:
-            continue
-    return count
 
 
 def make_tree(tmp_path: Path) -> Path:

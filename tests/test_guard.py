@@ -8,184 +8,47 @@ the backoff gaps, which are lower bounds the policy guarantees.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
 from bgr.logfiles import backups as log_backups
-from bgr.models import ProcessRecord
 from bgr.proc import identity
 from bgr.store import open_registry
-from tests.conftest import processes_with_env
-
-FAST = ["--backoff-base", "0.05", "--backoff-max", "0.2", "--stable-after", "0.3"]
-
-
-def bgr(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bgr", *args], check=False, capture_output=True, text=True, timeout=30
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"bgr {' '.join(args)} failed: {done.stderr}")
-    return done
-
-
-def start(name: str, command: str, *extra: str, check: bool = True) -> None:
-    bgr("--name", name, "--command", command, *extra, check=check)
-
-
-def row(name: str) -> ProcessRecord | None:
-    with open_registry() as reg:
-        return reg.get(name)
-
-
-def must(name: str) -> ProcessRecord:
-    found = row(name)
-    assert found is not None, f"{name} is not registered"
-    return found
-
-
-def alive(record: ProcessRecord) -> bool:
-    return identity.instance_alive(record.identity)
-
-
-def status(name: str) -> str:
-    data: dict[str, Any] = json.loads(bgr(name, "--json").stdout)
-    return str(data["status"])
-
-
-def events(name: str, kind: str) -> list[str]:
-    return [str(e.get("detail", "")) for e in must(name).events if e.get("event") == kind]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
-
-
-def kill_instance(name: str) -> int:
-    """SIGKILL the whole instance (its /bin/sh and the program); return the old pid."""
-    record = must(name)
-    assert record.pgid and alive(record)
-    os.killpg(record.pgid, signal.SIGKILL)
-    assert record.pid is not None
-    return record.pid
-
-
-def restarted_since(name: str, pid: int) -> bool:
-    record = must(name)
-    return record.pid != pid and alive(record)
-
-
-def ours(name: str) -> list[int]:
-    """Live processes of this test's ``name`` (other tests on the machine may use the name)."""
-    mine = set(processes_with_env("BGR_HOME", os.environ["BGR_HOME"]))
-    return [pid for pid in processes_with_env("BGR_NAME", name) if pid in mine]
-
-
-def stamps(path: Path) -> list[float]:
-    return [float(x) for x in path.read_text().split()] if path.exists() else []
-
-
-def zombie_children(pid: int) -> list[int]:
-    try:
-        children = psutil.Process(pid).children()
-    except psutil.NoSuchProcess:
-        return []
-    found = []
-    for child in children:
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                found.append(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-def no_lasting_zombies(pid: int) -> None:
-    """Every zombie child of ``pid`` seen now is reaped soon (one may exist for an instant)."""
-    seen = set(zombie_children(pid))
-    wait_for(lambda: not seen & set(zombie_children(pid)), 5.0, f"zombies {seen} to be reaped")
-
-
-class Guard:
-    """A running ``python -m guard ...``; its stderr goes to a file."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
-        with log.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "guard", *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_log(self, needle: str, timeout: float = 15.0) -> None:
-        wait_for(lambda: needle in self.text(), timeout, f"{needle!r} in the guard's log")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                return self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait(10)
-
-
-@pytest.fixture
-def guard(tmp_path: Path) -> Iterator[Callable[..., Guard]]:
-    """Start guards; each is terminated (and waited for) at the end of the test."""
-    started: list[Guard] = []
-
-    def launch(*args: str) -> Guard:
-        g = Guard(list(args), tmp_path / f"guard-{len(started)}.log")
-        started.append(g)
-        return g
-
-    try:
-        yield launch
-    finally:
-        for g in started:
-            g.stop()
-
-
-@contextmanager
-def steady(name: str, seconds: float) -> Iterator[None]:
-    """Assert that ``name``'s instance does not change during the block plus ``seconds``."""
-    before = must(name)
-    yield
-    time.sleep(seconds)
-    after = must(name)
-    assert (after.pid, after.restarts) == (before.pid, before.restarts)
-
+from tests.support import (
+    FAST,
+    TRACKED,
+    Guard,
+    Repos,
+    events,
+    git_children,
+    kill_instance,
+    managed,
+    must,
+    no_lasting_zombies,
+    record_alive,
+    restarted_since,
+    row,
+    run_bgr,
+    stamps,
+    start_cli,
+    status,
+    steady,
+    wait_for,
+    zombie_children,
+)
 
 # -- keeping processes alive -------------------------------------------------------------------
 
 
 def test_sigkill_is_restarted_with_its_exit_recorded(guard: Callable[..., Guard]) -> None:
-    start("web", "sleep 300")
+    start_cli("web", "sleep 300")
     g = guard("web", "5", *FAST)
     g.wait_log("web: guarded")
     time.sleep(0.4)  # a stable run: the restart is immediate
@@ -211,7 +74,7 @@ def test_sigkill_is_restarted_with_its_exit_recorded(guard: Callable[..., Guard]
 def test_crash_loop_backs_off_then_goes_fatal(guard: Callable[..., Guard], tmp_path: Path) -> None:
     out = tmp_path / "stamps"
     crash = f"date +%s.%N >> {out}; exit 1"
-    assert bgr("--name", "loop", "--command", crash, check=False).returncode != 0
+    assert run_bgr("--name", "loop", "--command", crash).returncode != 0
     g = guard("loop", "5", "--backoff-base", "0.1", "--backoff-max", "0.4", "--max-failures", "5")
     wait_for(lambda: status("loop") == "fatal", what="fatal")
     times = stamps(out)
@@ -236,7 +99,7 @@ def test_crash_loop_backs_off_then_goes_fatal(guard: Callable[..., Guard], tmp_p
 def test_backoff_is_visible_in_bgr_and_kept_in_the_registry(
     guard: Callable[..., Guard], tmp_path: Path
 ) -> None:
-    bgr("--name", "slow", "--command", "exit 2", check=False)
+    run_bgr("--name", "slow", "--command", "exit 2")
     g = guard("slow", "5", "--backoff-base", "30", "--backoff-max", "60")
     wait_for(lambda: status("slow") == "backoff", what="backoff")
     assert g.stop() == 0
@@ -251,7 +114,7 @@ def test_backoff_is_visible_in_bgr_and_kept_in_the_registry(
 
 def test_db_option_selects_the_registry(guard: Callable[..., Guard], tmp_path: Path) -> None:
     db = str(tmp_path / "other.sqlite")
-    bgr("--db", db, "--name", "web", "--command", "sleep 300")
+    run_bgr("--db", db, "--name", "web", "--command", "sleep 300", check=True)
     assert guard("web", "--once").proc.wait(15) == 3  # not in the default registry
     with open_registry(db) as reg:
         record = reg.require("web")
@@ -262,11 +125,11 @@ def test_db_option_selects_the_registry(guard: Callable[..., Guard], tmp_path: P
     with open_registry(db) as reg:
         again = reg.require("web")
     assert again.pid != record.pid and again.restarts == 1
-    assert alive(again)
+    assert record_alive(again)
 
 
 def test_exit_127_is_fatal_at_once(guard: Callable[..., Guard]) -> None:
-    assert bgr("--name", "typo", "--command", "no-such-command-bgr", check=False).returncode != 0
+    assert run_bgr("--name", "typo", "--command", "no-such-command-bgr").returncode != 0
     guard("typo", "0.1", *FAST)
     wait_for(lambda: status("typo") == "fatal", what="fatal")
     record = must("typo")
@@ -274,7 +137,7 @@ def test_exit_127_is_fatal_at_once(guard: Callable[..., Guard]) -> None:
     assert record.guard["failures"] == 1
     assert "command not found" in events("typo", "fatal")[0]
     # A manual start with a fixed command clears it.
-    start("typo", "sleep 300")
+    start_cli("typo", "sleep 300")
     wait_for(lambda: must("typo").guard.get("phase") == "ok", what="a fresh state")
     assert must("typo").guard["failures"] == 0
     assert status("typo") == "running"
@@ -282,7 +145,7 @@ def test_exit_127_is_fatal_at_once(guard: Callable[..., Guard]) -> None:
 
 def test_only_the_shell_killed_is_not_a_restart(guard: Callable[..., Guard]) -> None:
     """dash forks the command: killing just the sh leaves the program running in the group."""
-    start("web", "sleep 300")
+    start_cli("web", "sleep 300")
     g = guard("web", "5", *FAST)
     g.wait_log("web: guarded")
     record = must("web")
@@ -291,7 +154,7 @@ def test_only_the_shell_killed_is_not_a_restart(guard: Callable[..., Guard]) -> 
     assert program, "expected the command to run as a child of /bin/sh"
     with steady("web", 0.5):
         os.kill(record.pid, signal.SIGKILL)
-    assert alive(must("web"))
+    assert record_alive(must("web"))
     os.kill(program[0], signal.SIGKILL)  # now the program dies too: restart at once
     wait_for(lambda: restarted_since("web", record.pid or 0), what="a restart")
 
@@ -300,8 +163,8 @@ def test_guard_killed_processes_live_on_and_the_next_guard_resumes(
     guard: Callable[..., Guard], tmp_path: Path
 ) -> None:
     out = tmp_path / "stamps"
-    start("steady", "sleep 300")
-    bgr("--name", "loop", "--command", f"date +%s.%N >> {out}; exit 3", check=False)
+    start_cli("steady", "sleep 300")
+    run_bgr("--name", "loop", "--command", f"date +%s.%N >> {out}; exit 3")
     policy = ["--backoff-base", "0.15", "--backoff-max", "0.3", "--max-failures", "6"]
     first = guard("--all", "5", *policy, "--stable-after", "0.2")
     first.wait_log("steady: guarded")
@@ -312,8 +175,8 @@ def test_guard_killed_processes_live_on_and_the_next_guard_resumes(
     first.proc.kill()
     first.proc.wait()
     survivor = must("steady")
-    assert alive(survivor)  # the guard's own child outlives it: own session, own log files
-    wait_for(lambda: not alive(must("loop")), what="the crash loop to be down")
+    assert record_alive(survivor)  # the guard's own child outlives it: own session, own log files
+    wait_for(lambda: not record_alive(must("loop")), what="the crash loop to be down")
     second = guard("--all", "5", *policy)
     wait_for(lambda: status("loop") == "fatal", what="fatal")
     # Counters came from the registry: exactly six runs in all, not six more.
@@ -325,18 +188,18 @@ def test_guard_killed_processes_live_on_and_the_next_guard_resumes(
 
 def test_stop_and_delete_win_over_restarts(guard: Callable[..., Guard], tmp_path: Path) -> None:
     for name in ("a", "b"):
-        bgr("--name", name, "--command", f"date +%s.%N >> {tmp_path / name}; exit 1", check=False)
+        run_bgr("--name", name, "--command", f"date +%s.%N >> {tmp_path / name}; exit 1")
     fast = ["--backoff-base", "0.02", "--backoff-max", "0.05", "--max-failures", "10000"]
     g = guard("--all", "0.2", *fast)
     wait_for(lambda: len(stamps(tmp_path / "a")) > 5 and len(stamps(tmp_path / "b")) > 5)
-    bgr("--stop", "a")
-    bgr("--delete", "b")
+    run_bgr("--stop", "a", check=True)
+    run_bgr("--delete", "b", check=True)
     counts = (len(stamps(tmp_path / "a")), len(stamps(tmp_path / "b")))
     time.sleep(0.6)
     assert (len(stamps(tmp_path / "a")), len(stamps(tmp_path / "b"))) == counts
     assert status("a") == "stopped"
     assert row("b") is None
-    assert ours("a") == ours("b") == []
+    assert managed("a") == managed("b") == []
     assert "a: stopped by the user" in g.text()
     # --delete marks the row stopped before it removes it: the guard may see either.
     assert "b: deleted by the user" in g.text() or "b: stopped by the user" in g.text()
@@ -344,7 +207,7 @@ def test_stop_and_delete_win_over_restarts(guard: Callable[..., Guard], tmp_path
 
 
 def test_second_guard_for_the_same_target_is_refused(guard: Callable[..., Guard]) -> None:
-    start("web", "sleep 300")
+    start_cli("web", "sleep 300")
     first = guard("web", "5")
     first.wait_log("web: guarded")
     second = guard("web", "5")
@@ -361,7 +224,7 @@ def test_second_guard_for_the_same_target_is_refused(guard: Callable[..., Guard]
 def test_signal_ends_the_guard_cleanly_and_leaves_processes(
     guard: Callable[..., Guard], sig: signal.Signals
 ) -> None:
-    start("web", "sleep 300")
+    start_cli("web", "sleep 300")
     g = guard("web", "5", *FAST)
     g.wait_log("web: guarded")
     time.sleep(0.4)
@@ -372,15 +235,15 @@ def test_signal_ends_the_guard_cleanly_and_leaves_processes(
     assert g.proc.wait(15) == 0
     assert f"stopped ({sig.name}); the processes keep running" in g.text()
     assert "Traceback" not in g.text()
-    assert must("web").pid == pid and alive(must("web"))
+    assert must("web").pid == pid and record_alive(must("web"))
 
 
 def test_once_restarts_what_is_due_and_exits(guard: Callable[..., Guard]) -> None:
-    start("up", "sleep 300")
-    start("down", "sleep 300")
+    start_cli("up", "sleep 300")
+    start_cli("down", "sleep 300")
     time.sleep(0.35)
     old = kill_instance("down")
-    wait_for(lambda: not alive(must("down")))
+    wait_for(lambda: not record_alive(must("down")))
     up = must("up").pid
     g = guard("--all", "--once", "--stable-after", "0.3")
     assert g.proc.wait(15) == 0
@@ -395,7 +258,7 @@ def test_once_restarts_what_is_due_and_exits(guard: Callable[..., Guard]) -> Non
 def test_all_picks_up_processes_registered_later(guard: Callable[..., Guard]) -> None:
     g = guard("--all", "0.1", *FAST)
     g.wait_log("guarding every process")
-    start("late", "sleep 300")
+    start_cli("late", "sleep 300")
     g.wait_log("late: guarded")
     time.sleep(0.35)
     old = kill_instance("late")
@@ -403,15 +266,15 @@ def test_all_picks_up_processes_registered_later(guard: Callable[..., Guard]) ->
 
 
 def test_group_guards_only_its_group(guard: Callable[..., Guard]) -> None:
-    start("mine", "sleep 300", "--group", "api")
-    start("other", "sleep 300")
+    start_cli("mine", "sleep 300", "--group", "api")
+    start_cli("other", "sleep 300")
     g = guard("--group", "api", "0.1", *FAST)
     g.wait_log("mine: guarded")
     time.sleep(0.35)
     old = kill_instance("other")
     with steady("mine", 0.3):
         pass
-    assert not alive(must("other")) and must("other").pid == old
+    assert not record_alive(must("other")) and must("other").pid == old
     assert "other" not in g.text()
 
 
@@ -420,8 +283,8 @@ def test_group_guards_only_its_group(guard: Callable[..., Guard]) -> None:
 
 def test_max_memory_restarts_a_growing_process(guard: Callable[..., Guard]) -> None:
     hog = f"{sys.executable} -c \"x = b'1' * (40 * 1024 * 1024); import time; time.sleep(300)\""
-    start("hog", hog)
-    start("small", "sleep 300")
+    start_cli("hog", hog)
+    start_cli("small", "sleep 300")
     small = must("small").pid
     g = guard("--all", "0.2", "--max-memory", "30M")
     wait_for(lambda: must("hog").restarts >= 1, what="a memory restart")
@@ -431,10 +294,10 @@ def test_max_memory_restarts_a_growing_process(guard: Callable[..., Guard]) -> N
 
 
 def test_restart_every(guard: Callable[..., Guard]) -> None:
-    start("web", "sleep 300")
+    start_cli("web", "sleep 300")
     first = must("web").pid
     guard("web", "0.1", "--restart-every", "0.5")
-    wait_for(lambda: must("web").restarts >= 1 and alive(must("web")), what="a timed restart")
+    wait_for(lambda: must("web").restarts >= 1 and record_alive(must("web")), what="a timed restart")
     assert must("web").pid != first
     assert events("web", "restart-every")
 
@@ -454,7 +317,7 @@ def test_rotation_under_the_guard_keeps_every_line_once(guard: Callable[..., Gua
         "        time.sleep(0.005)\n"
         "print('done', flush=True)\n"
     )
-    start("chatty", f"{sys.executable} {writer}; exec sleep 300")
+    start_cli("chatty", f"{sys.executable} {writer}; exec sleep 300")
     g = guard("chatty", "5", "--max-log-size", "8K", "--keep", "1000", "--rotate-every", "0.05")
     log = Path(must("chatty").stdout)
     wait_for(lambda: log.exists() and log.read_text().endswith("done\n"), what="the writer")
@@ -472,64 +335,22 @@ def test_rotation_under_the_guard_keeps_every_line_once(guard: Callable[..., Gua
 # -- pulls -------------------------------------------------------------------------------------
 
 
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return done.stdout.strip()
-
-
-@pytest.fixture
-def repos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A bare remote, the app's clone and a second clone to push from."""
-    for key, value in {
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    remote, app, dev = tmp_path / "remote.git", tmp_path / "app", tmp_path / "dev"
-    git(tmp_path, "init", "--bare", str(remote))
-    git(tmp_path, "clone", str(remote), str(dev))
-    (dev / "VERSION").write_text("1\n")
-    git(dev, "add", "VERSION")
-    git(dev, "commit", "-m", "one")
-    git(dev, "push", "origin", "HEAD:main")
-    git(tmp_path, "clone", str(remote), str(app))
-    return app, dev
-
-
-def push(dev: Path, version: str) -> None:
-    (dev / "VERSION").write_text(version)
-    git(dev, "commit", "-am", f"version {version}")
-    git(dev, "push", "origin", "HEAD:main")
-
-
-def git_children(pid: int) -> list[int]:
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    return [c.pid for c in children if c.name() == "git"]
-
-
-def test_pull_restarts_only_when_head_moved(guard: Callable[..., Guard], repos: tuple[Path, Path]) -> None:
-    app, dev = repos
-    bgr("--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 300")
+def test_pull_restarts_only_when_head_moved(guard: Callable[..., Guard], repos: Repos) -> None:
+    app = repos.app
+    run_bgr("--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 300", check=True)
     g = guard("app", "0.1", "--pull-every", "0.1")
     g.wait_log("app: guarded")
     with steady("app", 0.8):  # several pulls with nothing new: no restart
         pass
-    push(dev, "2\n")
+    repos.push("2\n")
     wait_for(lambda: must("app").restarts == 1, what="a restart after the pull")
-    assert (app / "VERSION").read_text() == "2\n"
+    assert (app / TRACKED).read_text() == "2\n"
     assert "pulled main" in events("app", "pulled")[0]
     with steady("app", 0.5):
         pass
     # A dirty tree is never reset: the pull fails, is logged, and nothing restarts.
-    (app / "VERSION").write_text("local edit\n")
-    push(dev, "3\n")
+    (app / TRACKED).write_text("local edit\n")
+    repos.push("3\n")
     with steady("app", 0.3):
         wait_for(lambda: len(events("app", "pull failed")) >= 3, what="failed pulls")
     failures = events("app", "pull failed")
@@ -540,7 +361,7 @@ def test_pull_restarts_only_when_head_moved(guard: Callable[..., Guard], repos: 
         "next try in 0.4s)",
         "next try in 0.8s)",
     ]
-    assert (app / "VERSION").read_text() == "local edit\n"
+    assert (app / TRACKED).read_text() == "local edit\n"
     assert "app: not pulled" in g.text()
     # Pulls keep running git; a leaked one (a `git cat-file` helper) would never go away.
     wait_for(lambda: not git_children(g.pid), 5.0, "no git children")
@@ -548,16 +369,16 @@ def test_pull_restarts_only_when_head_moved(guard: Callable[..., Guard], repos: 
 
 
 def test_no_zombies_and_no_git_processes_after_many_ticks(
-    guard: Callable[..., Guard], repos: tuple[Path, Path], tmp_path: Path
+    guard: Callable[..., Guard], repos: Repos, tmp_path: Path
 ) -> None:
-    app, _ = repos
-    bgr("--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 300")
-    bgr("--name", "flaky", "--command", f"date +%s.%N >> {tmp_path / 'f'}; sleep 0.05", check=False)
+    app = repos.app
+    run_bgr("--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 300", check=True)
+    run_bgr("--name", "flaky", "--command", f"date +%s.%N >> {tmp_path / 'f'}; sleep 0.05")
     # Runs of 0.05 s count as stable: restarted at once, again and again.
     g = guard("--all", "0.05", "--pull-every", "0.05", "--stable-after", "0.01")
     wait_for(lambda: len(stamps(tmp_path / "f")) >= 20, what="many restarts")
     no_lasting_zombies(g.pid)
-    bgr("--stop", "flaky")
+    run_bgr("--stop", "flaky", check=True)
     time.sleep(0.3)
     wait_for(lambda: not zombie_children(g.pid) and not git_children(g.pid), 5.0, "no children")
     assert g.proc.poll() is None

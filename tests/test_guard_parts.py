@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,7 @@ from guard.gate import NameGate
 from guard.keeper import Keeper
 from guard.options import GuardOptions, Target, TargetKind
 from guard.policy import Phase, PolicyState
-from tests.core_support import run_bgr
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
+from tests.support import run_bgr, wait_for
 
 # -- options -------------------------------------------------------------------------------
 
@@ -243,7 +234,7 @@ def test_watcher_reports_an_exit_of_a_process_it_did_not_start(
         time.sleep(0.05)
         assert seen == []
         child.kill()
-        wait_for(lambda: seen == ["web"])
+        wait_for(lambda: seen == ["web"], timeout=5.0)
         assert w.watched() == {}  # fired names are no longer watched
     finally:
         child.kill()
@@ -257,13 +248,13 @@ def test_watcher_fires_at_once_for_a_dead_or_reused_pid(
     child = sleeper()
     try:
         w.watch("reused", [(child.pid, "another-boot:123")])  # same pid, other process
-        wait_for(lambda: seen == ["reused"])
+        wait_for(lambda: seen == ["reused"], timeout=5.0)
     finally:
         child.kill()
         child.wait()
     w.watch("gone", [(child.pid, token(os.getpid()))])
     w.watch("nothing", [])
-    wait_for(lambda: sorted(seen) == ["gone", "nothing", "reused"])
+    wait_for(lambda: sorted(seen) == ["gone", "nothing", "reused"], timeout=5.0)
 
 
 def test_watcher_forget_and_replace(exits: tuple[watcher.ExitWatcher, list[str]]) -> None:
@@ -297,7 +288,7 @@ def test_watcher_polls_when_out_of_descriptors(
         w.watch("web", [(child.pid, token(child.pid))])
         assert w._entries["web"][0].fd == -1
         child.kill()
-        wait_for(lambda: seen == ["web"])
+        wait_for(lambda: seen == ["web"], timeout=5.0)
     finally:
         child.kill()
         child.wait()
@@ -405,7 +396,7 @@ def test_a_guard_with_closed_standard_streams_still_runs_its_pass(tmp_path: Path
     assert run_bgr("--name", "web", "--command", "sleep 60", cwd=tmp_path).returncode == 0
     pgid = json.loads(run_bgr("web", "--json").stdout)["pid"]
     os.killpg(pgid, signal.SIGKILL)
-    wait_for(lambda: json.loads(run_bgr("web", "--json").stdout)["status"] != "running")
+    wait_for(lambda: json.loads(run_bgr("web", "--json").stdout)["status"] != "running", timeout=5.0)
     python = shlex.quote(sys.executable)
     done = subprocess.run(
         ["sh", "-c", f"exec {python} -m guard --all --once --stable-after 0.001 <&- >&- 2>&-"],

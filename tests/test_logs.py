@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,7 @@ import pytest
 from bgr import units
 from bgr.errors import UsageError
 from bgr.logfiles import reading, rotation
-from tests.core_support import append, numbered
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
+from tests.support import append, numbered, wait_for
 
 
 @pytest.mark.parametrize(

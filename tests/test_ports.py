@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from bgr.proc import ports
-from tests.core_support import CLIENT, LISTENER, free_port, process, readline
+from tests.support import CLIENT, LISTENER, free_port, process, readline
 
 
 def test_listeners_on_returns_the_listener_and_never_a_connected_client() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bgr.models import Identity
 from bgr.proc import host, identity, procfs
-from tests.core_support import SLEEP, alive, proc_state, process, readline, wait_for
+from tests.support import SLEEP, alive, proc_state, process, readline, wait_for
 
 
 def test_start_token_pins_one_process() -> None:

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.core_support import assert_one_error_line, read, run_bgr, wait_for
-
-
-def bgr_with_umask(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bgr", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        umask=0,
-        timeout=40,
-        check=False,
-    )
+from tests.support import assert_one_error_line, read, run_bgr, wait_for
 
 
 def mode(path: Path) -> int:
@@ -31,9 +17,9 @@ def mode(path: Path) -> int:
 
 def test_everything_bgr_writes_is_private_even_with_umask_000(tmp_path: Path, bgr_home: Path) -> None:
     command = "echo out; echo err >&2; exec sleep 60"
-    assert bgr_with_umask("--name", "m", "--command", command, cwd=tmp_path).returncode == 0
+    assert run_bgr("--name", "m", "--command", command, cwd=tmp_path, umask=0).returncode == 0
     wait_for(lambda: read(bgr_home / "m-err.txt"), what="output")
-    restarted = bgr_with_umask("m", "--restart", "--grace", "0.5", cwd=tmp_path)
+    restarted = run_bgr("m", "--restart", "--grace", "0.5", cwd=tmp_path, umask=0)
     assert restarted.returncode == 0, restarted.stderr
     assert mode(bgr_home) == 0o700
     files = [p for p in bgr_home.rglob("*") if p.is_file()]

@@ -12,7 +12,7 @@ import pytest
 from bgr import paths, store
 from bgr.errors import InvalidName, NotFound, RegistryError
 from bgr.models import Desired, ProcessRecord
-from tests.core_support import registry_snapshot
+from tests.support import registry_snapshot
 
 
 def record(name: str = "web", **changes: object) -> ProcessRecord:

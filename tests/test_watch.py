@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
-import signal
 import subprocess
-import sys
-import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,10 +19,15 @@ from bgr.errors import WatchError
 from bgr.models import StartRequest
 from bgr.proc import spawn
 from bgr.watch import loop
-from tests.test_fswatch import inotify_watches
-
-LINUX = sys.platform.startswith("linux")
-needs_inotify = pytest.mark.skipif(not LINUX, reason="inotify watch placement is Linux-only")
+from tests.support import (
+    Watch,
+    child_command,
+    inotify_watches,
+    listed,
+    needs_inotify,
+    run_bgr,
+    starts,
+)
 
 
 def has_inotify_fd(pid: int) -> bool:
@@ -61,47 +62,6 @@ def test_describe_changes(paths: list[str], text: str) -> None:
 # the loop, in process
 
 
-CHILD = textwrap.dedent(
-    """\
-    import os, sys, time
-    starts = sys.argv[1]
-    mode = sys.argv[2]
-    with open(starts, "a") as fh:
-        fh.write(f"{time.time()}\\n")
-    count = len(open(starts).read().splitlines())
-    print(f"hello {count}", flush=True)
-    if mode == "crash":
-        time.sleep(0.3)
-        print(f"boom {count}", file=sys.stderr, flush=True)
-        sys.exit(3)
-    if mode == "chatty":
-        while True:
-            print("chatter", flush=True)
-            print("noise", file=sys.stderr, flush=True)
-            time.sleep(0.02)
-    time.sleep(120)
-    """
-)
-
-
-def child_command(tmp_path: Path, mode: str = "run") -> str:
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    starts = tmp_path / "starts.txt"
-    return shlex.join([sys.executable, str(script), str(starts), mode])
-
-
-def starts(tmp_path: Path, at_least: int = 0, timeout: float = 20) -> int:
-    """How many times the child started (after waiting for ``at_least`` starts, bounded)."""
-    path = tmp_path / "starts.txt"
-    deadline = time.monotonic() + timeout
-    while True:
-        count = len(path.read_text().splitlines()) if path.exists() else 0
-        if count >= at_least or time.monotonic() > deadline:
-            return count
-        time.sleep(0.02)
-
-
 @needs_inotify
 def test_run_yields_start_restart_crash_and_reaps(tmp_path: Path) -> None:
     app = tmp_path / "app"
@@ -133,94 +93,6 @@ def test_run_yields_start_restart_crash_and_reaps(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the real CLI in a subprocess
-
-
-class Watch:
-    """``python -m bgr ... --watch`` in its own session; its output collected line by line."""
-
-    def __init__(self, args: list[str], cwd: Path, prefix: tuple[str, ...] = ()) -> None:
-        self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "bgr", *args],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for(self, pattern: str, count: int = 1, timeout: float = 20) -> list[str]:
-        """Wait until ``count`` lines match ``pattern``; return the matching lines."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [line for line in self.lines if regex.search(line)]
-                if len(found) >= count:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no {count}x {pattern!r} in output:\n" + self.text())
-                self._cond.wait(min(left, 0.2))
-
-    def matching(self, pattern: str) -> list[str]:
-        with self._cond:
-            return [line for line in self.lines if re.search(pattern, line)]
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def interrupt(self, timeout: float = 20) -> int:
-        """Ctrl-C: SIGINT to the watcher's whole process group, as a terminal does."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self._reader.join(5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-
-
-@pytest.fixture
-def watching() -> Iterator[Callable[..., Watch]]:
-    started: list[Watch] = []
-
-    def start(*args: str, cwd: Path, prefix: tuple[str, ...] = ()) -> Watch:
-        w = Watch(list(args), cwd, prefix)
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.kill()
-
-
-def bgr(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bgr", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def listed(name: str) -> dict[str, object]:
-    rows = json.loads(bgr("--json").stdout)
-    return next(row for row in rows if row["name"] == name)
 
 
 @needs_inotify
@@ -324,7 +196,7 @@ def test_ctrl_c_leaves_the_process_running(tmp_path: Path, watching: Callable[..
     app = tmp_path / "app"
     app.mkdir()
     # An existing process: `bgr NAME --watch` takes it over (restarts it, as its parent).
-    assert bgr("--name", "keep", "-d", str(app), "-c", child_command(tmp_path)).returncode == 0
+    assert run_bgr("--name", "keep", "-d", str(app), "-c", child_command(tmp_path)).returncode == 0
     old_pid = listed("keep")["pid"]
     w = watching("keep", "--watch", "--debounce", "50", cwd=tmp_path)
     (line,) = w.wait_for(r"^restarted keep \(pid \d+\); logs")
@@ -337,7 +209,7 @@ def test_ctrl_c_leaves_the_process_running(tmp_path: Path, watching: Callable[..
     assert row["status"] == "running"
     assert row["pid"] == pid
     os.kill(pid, 0)
-    assert bgr("--stop", "keep").returncode == 0
+    assert run_bgr("--stop", "keep").returncode == 0
 
 
 @needs_inotify
@@ -346,12 +218,12 @@ def test_stop_and_delete_from_another_terminal(tmp_path: Path, watching: Callabl
     app.mkdir()
     w = watching("--name", "other", "-d", str(app), "-c", child_command(tmp_path), "--watch", cwd=app)
     w.wait_for(r"^started other")
-    assert bgr("--stop", "other").returncode == 0
+    assert run_bgr("--stop", "other").returncode == 0
     w.wait_for(r"^other was stopped \(bgr --stop\); the next change starts it again")
     (app / "go.py").write_text("1")
     w.wait_for(r"^restarted other \(pid \d+\): go\.py changed")
     assert listed("other")["status"] == "running"
-    assert bgr("--delete", "other").returncode == 0
+    assert run_bgr("--delete", "other").returncode == 0
     w.wait_for(r"^other was deleted; stopped watching")
     assert w.proc.wait(20) == 0
 
@@ -378,14 +250,14 @@ def test_logs_stream_across_restarts(tmp_path: Path, watching: Callable[..., Wat
 
 
 def test_command_line_mistakes(tmp_path: Path) -> None:
-    result = bgr("--name", "x", "-c", "true", "--debounce", "10")
+    result = run_bgr("--name", "x", "-c", "true", "--debounce", "10")
     assert result.returncode == 2
     assert "--debounce and --ignore go with --watch" in result.stderr
-    unknown = bgr("nosuch", "--watch")
+    unknown = run_bgr("nosuch", "--watch")
     assert unknown.returncode == 2
     assert "no process named 'nosuch'; give --command" in unknown.stderr
     assert unknown.stdout == ""  # refused before watching anything
-    missing = bgr("--name", "x", "-c", "true", "-d", str(tmp_path / "nope"), "--watch")
+    missing = run_bgr("--name", "x", "-c", "true", "-d", str(tmp_path / "nope"), "--watch")
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
 
@@ -421,7 +293,7 @@ def test_running_out_of_watches_at_start(tmp_path: Path, watching: Callable[...,
     assert w.proc.wait(30) == WatchError.exit_code, w.text()
     w.wait_for(r"^bgr: out of inotify watches while watching .*/app")
     assert "sudo sysctl fs.inotify.max_user_watches=" in w.text()
-    assert json.loads(bgr("--json").stdout) == []  # nothing was started
+    assert json.loads(run_bgr("--json").stdout) == []  # nothing was started
 
 
 @needs_inotify
