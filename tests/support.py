@@ -25,12 +25,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from bgr import cli
 from bgr.models import ProcessRecord, StartRequest, StartResult
+
+if TYPE_CHECKING:
+    from bgr.watch.watcher import Watcher
 
 T = TypeVar("T")
 PY = shlex.quote(sys.executable)
@@ -508,6 +511,29 @@ def inotify_watches(pid: int | str = "self") -> int:
         except OSError:
             continue
     return count
+
+
+def make_tree(tmp_path: Path) -> Path:
+    """A tree to watch: src/pkg, a big ignored node_modules, .git, a .gitignore'd and a plain dir."""
+    root = tmp_path / "tree"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "mod.py").write_text("x = 1\n")
+    for i in range(60):  # a big ignored tree must cost no watches
+        (root / "node_modules" / f"p{i}" / "lib").mkdir(parents=True)
+    (root / ".git" / "objects" / "ab").mkdir(parents=True)
+    (root / "generated" / "deep").mkdir(parents=True)
+    (root / "skipme" / "deep").mkdir(parents=True)
+    (root / ".gitignore").write_text("generated/\n*.tmp\n")
+    return root
+
+
+def collect(watcher: Watcher, until: Callable[[list[str]], bool], timeout: float = 10) -> list[str]:
+    """Changed paths a watcher reports until ``until(seen)`` holds or ``timeout`` passes."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not until(seen) and time.monotonic() < deadline:
+        seen += watcher.changes(0.1)
+    return seen
 
 
 CHILD = textwrap.dedent(

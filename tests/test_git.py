@@ -1,4 +1,5 @@
-"""bgr.git.pull_if_clean against real local repositories (a bare "remote" and two clones)."""
+"""bgr.git.pull_if_clean against real local repositories (a bare "remote" and two clones), and
+``bgr --fetch``, which pulls before it starts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,20 @@ import pytest
 
 from bgr.errors import GitError
 from bgr.git import PullResult, pull_if_clean
-from tests.support import Repos, commit, git, head, wait_for
+from tests.support import (
+    TRACKED,
+    Repos,
+    assert_one_error_line,
+    commit,
+    git,
+    head,
+    listing,
+    main,
+    managed,
+    one,
+    read,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("git_identity")
 
@@ -286,3 +300,48 @@ def test_git_is_imported_lazily_and_a_missing_binary_is_a_clear_error(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("git is not installed"), done.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# bgr --fetch: a pull before the start
+
+
+def test_fetch_pulls_before_starting(
+    repos: Repos, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    repos.push("v2\n")  # the app clone is one commit behind
+    app = repos.app
+    command = f"cat {TRACKED}; exec sleep 60"
+    code, out, err = main(capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", command)
+    assert code == 0, err
+    assert out.startswith("git: pulled main: ") and "(1 commit)" in out
+    wait_for(lambda: read(bgr_home / "app-out.txt"), what="output")
+    assert read(bgr_home / "app-out.txt") == "v2\n"
+    assert one(capsys, "app")["fetch"] is True
+
+
+def test_fetch_with_a_dirty_tree_reports_and_resets_nothing(
+    repos: Repos, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repos.push("v2\n")  # the app clone is one commit behind
+    app = repos.app
+    (app / TRACKED).write_text("local edit\n")
+    code, out, err = main(
+        capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 60"
+    )
+    assert code == 8 and out == ""
+    assert "uncommitted changes" in err and "Traceback" not in err
+    assert (app / TRACKED).read_text() == "local edit\n"
+    assert listing(capsys) == []
+    assert managed("app") == []
+
+
+def test_fetch_outside_a_git_repository_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code, _, err = main(capsys, "--name", "p", "--directory", str(plain), "--fetch", "--command", "sleep 60")
+    assert code == 8
+    assert_one_error_line(err)
+    assert "not a git repository" in err

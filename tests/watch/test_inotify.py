@@ -1,19 +1,30 @@
-"""The file watcher, in process, with real inotify (and the portable observer backend)."""
+"""bgr.watch.inotify: one watch per kept directory, moved with the tree and its .gitignore
+files, and the kernel's limits in words (in process, and through ``bgr --watch``)."""
 
 from __future__ import annotations
 
 import errno
+import json
 import shutil
-import time
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from bgr.errors import UsageError, WatchError
+from bgr.errors import WatchError
 from bgr.watch.inotify import watch_error
 from bgr.watch.watcher import Watcher
-from tests.support import inotify_watches, needs_inotify
+from tests.support import (
+    Watch,
+    child_command,
+    collect,
+    inotify_watches,
+    listed,
+    make_tree,
+    needs_inotify,
+    run_bgr,
+)
 
 
 def test_watch_errors_say_what_to_do() -> None:
@@ -25,27 +36,6 @@ def test_watch_errors_say_what_to_do() -> None:
     assert "fs.inotify.max_user_instances" in str(many)
 
 
-def make_tree(tmp_path: Path) -> Path:
-    root = tmp_path / "tree"
-    (root / "src" / "pkg").mkdir(parents=True)
-    (root / "src" / "pkg" / "mod.py").write_text("x = 1\n")
-    for i in range(60):  # a big ignored tree must cost no watches
-        (root / "node_modules" / f"p{i}" / "lib").mkdir(parents=True)
-    (root / ".git" / "objects" / "ab").mkdir(parents=True)
-    (root / "generated" / "deep").mkdir(parents=True)
-    (root / "skipme" / "deep").mkdir(parents=True)
-    (root / ".gitignore").write_text("generated/\n*.tmp\n")
-    return root
-
-
-def collect(watcher: Watcher, until: Callable[[list[str]], bool], timeout: float = 10) -> list[str]:
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while not until(seen) and time.monotonic() < deadline:
-        seen += watcher.changes(0.1)
-    return seen
-
-
 @needs_inotify
 def test_watches_only_directories_that_are_not_ignored(tmp_path: Path) -> None:
     tmp_path = make_tree(tmp_path)
@@ -54,24 +44,6 @@ def test_watches_only_directories_that_are_not_ignored(tmp_path: Path) -> None:
         assert watcher.watched() == ["", "src", "src/pkg"]
         assert inotify_watches() - before == 3
     assert inotify_watches() == before
-
-
-@needs_inotify
-def test_ignored_changes_are_dropped_and_real_ones_reported(tmp_path: Path) -> None:
-    tmp_path = make_tree(tmp_path)
-    log = tmp_path / "out.log"
-    with Watcher(tmp_path, ignore=["/skipme/", "*.bak"], ignore_paths=[log]) as watcher:
-        (tmp_path / "node_modules" / "p1" / "x.js").write_text("1")
-        (tmp_path / ".git" / "HEAD").write_text("ref")
-        (tmp_path / "generated" / "g.py").write_text("1")
-        (tmp_path / "skipme" / "s.py").write_text("1")
-        (tmp_path / "note.tmp").write_text("1")
-        (tmp_path / "src" / "old.bak").write_text("1")
-        (tmp_path / ".app.py.swp").write_text("1")
-        log.write_text("a line\n")
-        (tmp_path / "src" / "pkg" / "mod.py").write_text("x = 2\n")
-        seen = collect(watcher, lambda s: "src/pkg/mod.py" in s)
-    assert set(seen) == {"src/pkg/mod.py"}
 
 
 @needs_inotify
@@ -114,18 +86,6 @@ def test_gitignore_edits_move_the_watches(tmp_path: Path) -> None:
 
 
 @needs_inotify
-def test_nested_gitignore_is_honoured(tmp_path: Path) -> None:
-    tmp_path = tmp_path / "tree"
-    (tmp_path / "web" / "cache").mkdir(parents=True)
-    (tmp_path / "web" / ".gitignore").write_text("cache/\n*.gen.js\n")
-    with Watcher(tmp_path) as watcher:
-        assert watcher.watched() == ["", "web"]
-        (tmp_path / "web" / "a.gen.js").write_text("1")
-        (tmp_path / "a.gen.js").write_text("1")  # the rule lives in web/ only
-        assert set(collect(watcher, lambda s: "a.gen.js" in s)) == {"a.gen.js"}
-
-
-@needs_inotify
 def test_removing_the_watched_directory_is_reported(tmp_path: Path) -> None:
     root = make_tree(tmp_path)
     with Watcher(root) as watcher:
@@ -134,16 +94,56 @@ def test_removing_the_watched_directory_is_reported(tmp_path: Path) -> None:
             collect(watcher, lambda s: False, timeout=10)
 
 
-def test_observer_backend_filters_the_same_way(tmp_path: Path) -> None:
-    tmp_path = make_tree(tmp_path)
-    with Watcher(tmp_path, backend="observer") as watcher:
-        (tmp_path / "node_modules" / "p1" / "x.js").write_text("1")
-        (tmp_path / "generated" / "g.py").write_text("1")
-        (tmp_path / "src" / "pkg" / "new.py").write_text("1")
-        seen = collect(watcher, lambda s: "src/pkg/new.py" in s)
-    assert set(seen) == {"src/pkg/new.py"}
+# --------------------------------------------------------------------------------------------
+# running out of watches, through the real CLI
 
 
-def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist"):
-        Watcher(tmp_path / "nope")
+def limited_watches(limit: int) -> tuple[str, ...]:
+    """A command prefix: a user namespace whose inotify watch limit is ``limit``.
+
+    Each user namespace has its own limit (/proc/sys/user/max_inotify_watches): lowering it there
+    leaves the machine's limit alone.
+    """
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         f"echo {limit} > /proc/sys/user/max_inotify_watches"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot lower the watch limit in a user namespace: {probe.stderr.strip()}")
+    script = f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"'
+    return ("unshare", "--user", "--map-root-user", "sh", "-c", script, "sh")
+
+
+@needs_inotify
+def test_running_out_of_watches_at_start(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    for i in range(8):
+        (app / f"d{i}").mkdir(parents=True)
+    w = watching(
+        "--name", "full", "-d", str(app), "-c", "sleep 30", "--watch",
+        cwd=tmp_path, prefix=limited_watches(3),
+    )  # fmt: skip
+    assert w.proc.wait(30) == WatchError.exit_code, w.text()
+    w.wait_for(r"^bgr: out of inotify watches while watching .*/app")
+    assert "sudo sysctl fs.inotify.max_user_watches=" in w.text()
+    assert json.loads(run_bgr("--json").stdout) == []  # nothing was started
+
+
+@needs_inotify
+def test_running_out_of_watches_later(tmp_path: Path, watching: Callable[..., Watch]) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    w = watching(
+        "--name", "grows", "-d", str(app), "-c", child_command(tmp_path), "--watch",
+        cwd=tmp_path, prefix=limited_watches(2),
+    )  # fmt: skip
+    w.wait_for(r"^started grows")
+    for name in ("a", "b", "c"):
+        (app / name).mkdir()
+    assert w.proc.wait(30) == WatchError.exit_code, w.text()
+    w.wait_for(r"^bgr: out of inotify watches")
+    w.wait_for(r"^stopped watching; grows keeps running")
+    assert listed("grows")["status"] == "running"

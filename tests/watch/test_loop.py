@@ -1,64 +1,20 @@
-"""bgr --watch: the loop in process, and the CLI with real processes and real inotify."""
+"""bgr.watch.loop: start, restart once per burst, wait after a crash; in process, and through
+the real ``bgr --watch`` with real processes and real inotify."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from bgr.cli import output
-from bgr.errors import WatchError
 from bgr.models import StartRequest
 from bgr.proc import spawn
 from bgr.watch import loop
-from tests.support import (
-    Watch,
-    child_command,
-    inotify_watches,
-    listed,
-    needs_inotify,
-    run_bgr,
-    starts,
-)
+from tests.support import Watch, child_command, inotify_watches, listed, needs_inotify, run_bgr, starts
 
-
-def has_inotify_fd(pid: int) -> bool:
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
-                return True
-        except OSError:
-            continue
-    return False
-
-
-# ---------------------------------------------------------------------------------------------
-# wording
-
-
-@pytest.mark.parametrize(
-    ("paths", "text"),
-    [
-        ([], "nothing"),
-        (["a.py"], "a.py"),
-        (["a.py", "b.py"], "a.py and b.py"),
-        (["a.py", "b.py", "c.py"], "a.py, b.py and c.py"),
-        (["a.py", "b.py", "c", "d", "e"], "a.py, b.py and 3 more"),
-    ],
-)
-def test_describe_changes(paths: list[str], text: str) -> None:
-    assert output.describe_changes(paths) == text
-
-
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 # the loop, in process
 
 
@@ -91,7 +47,7 @@ def test_run_yields_start_restart_crash_and_reaps(tmp_path: Path) -> None:
     assert starts(tmp_path) == 2
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 # the real CLI in a subprocess
 
 
@@ -192,27 +148,6 @@ def test_a_failed_start_keeps_watching(tmp_path: Path, watching: Callable[..., W
 
 
 @needs_inotify
-def test_ctrl_c_leaves_the_process_running(tmp_path: Path, watching: Callable[..., Watch]) -> None:
-    app = tmp_path / "app"
-    app.mkdir()
-    # An existing process: `bgr NAME --watch` takes it over (restarts it, as its parent).
-    assert run_bgr("--name", "keep", "-d", str(app), "-c", child_command(tmp_path)).returncode == 0
-    old_pid = listed("keep")["pid"]
-    w = watching("keep", "--watch", "--debounce", "50", cwd=tmp_path)
-    (line,) = w.wait_for(r"^restarted keep \(pid \d+\); logs")
-    pid = int(re.findall(r"pid (\d+)", line)[0])
-    assert pid != old_pid
-    assert not has_inotify_fd(pid)  # the watcher's inotify fd did not leak into the child
-    assert w.interrupt() == 0
-    assert w.matching(rf"^stopped watching; keep keeps running \(pid {pid}\): stop it with `bgr --stop keep`")
-    row = listed("keep")
-    assert row["status"] == "running"
-    assert row["pid"] == pid
-    os.kill(pid, 0)
-    assert run_bgr("--stop", "keep").returncode == 0
-
-
-@needs_inotify
 def test_stop_and_delete_from_another_terminal(tmp_path: Path, watching: Callable[..., Watch]) -> None:
     app = tmp_path / "app"
     app.mkdir()
@@ -226,88 +161,3 @@ def test_stop_and_delete_from_another_terminal(tmp_path: Path, watching: Callabl
     assert run_bgr("--delete", "other").returncode == 0
     w.wait_for(r"^other was deleted; stopped watching")
     assert w.proc.wait(20) == 0
-
-
-@needs_inotify
-def test_logs_stream_across_restarts(tmp_path: Path, watching: Callable[..., Watch]) -> None:
-    app = tmp_path / "app"
-    app.mkdir()
-    w = watching(
-        "--name", "talky", "-d", str(app), "-c", child_command(tmp_path),
-        "--watch", "--debounce", "50", "--logs", "--log-stdout", cwd=app,
-    )  # fmt: skip
-    w.wait_for(r"^hello 1$")
-    (app / "edit.py").write_text("1")
-    w.wait_for(r"^restarted talky")
-    w.wait_for(r"^hello 2$")
-    assert w.interrupt() == 0
-    # A second watch shows the tail of the current log first (--lines), then streams.
-    w2 = watching("talky", "--watch", "--logs", "--lines", "1", cwd=app)
-    w2.wait_for(r"^\[stdout\] hello 3$")
-    before_start = w2.lines.index(w2.matching(r"^restarted talky")[0])
-    assert "[stdout] hello 2" in w2.lines[:before_start]
-    assert w2.interrupt() == 0
-
-
-def test_command_line_mistakes(tmp_path: Path) -> None:
-    result = run_bgr("--name", "x", "-c", "true", "--debounce", "10")
-    assert result.returncode == 2
-    assert "--debounce and --ignore go with --watch" in result.stderr
-    unknown = run_bgr("nosuch", "--watch")
-    assert unknown.returncode == 2
-    assert "no process named 'nosuch'; give --command" in unknown.stderr
-    assert unknown.stdout == ""  # refused before watching anything
-    missing = run_bgr("--name", "x", "-c", "true", "-d", str(tmp_path / "nope"), "--watch")
-    assert missing.returncode == 2
-    assert "does not exist" in missing.stderr
-
-
-def limited_watches(limit: int) -> tuple[str, ...]:
-    """A command prefix: a user namespace whose inotify watch limit is ``limit``.
-
-    Each user namespace has its own limit (/proc/sys/user/max_inotify_watches): lowering it there
-    leaves the machine's limit alone.
-    """
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1)")
-    probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "sh", "-c",
-         f"echo {limit} > /proc/sys/user/max_inotify_watches"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    if probe.returncode != 0:
-        pytest.skip(f"cannot lower the watch limit in a user namespace: {probe.stderr.strip()}")
-    script = f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"'
-    return ("unshare", "--user", "--map-root-user", "sh", "-c", script, "sh")
-
-
-@needs_inotify
-def test_running_out_of_watches_at_start(tmp_path: Path, watching: Callable[..., Watch]) -> None:
-    app = tmp_path / "app"
-    for i in range(8):
-        (app / f"d{i}").mkdir(parents=True)
-    w = watching(
-        "--name", "full", "-d", str(app), "-c", "sleep 30", "--watch",
-        cwd=tmp_path, prefix=limited_watches(3),
-    )  # fmt: skip
-    assert w.proc.wait(30) == WatchError.exit_code, w.text()
-    w.wait_for(r"^bgr: out of inotify watches while watching .*/app")
-    assert "sudo sysctl fs.inotify.max_user_watches=" in w.text()
-    assert json.loads(run_bgr("--json").stdout) == []  # nothing was started
-
-
-@needs_inotify
-def test_running_out_of_watches_later(tmp_path: Path, watching: Callable[..., Watch]) -> None:
-    app = tmp_path / "app"
-    app.mkdir()
-    w = watching(
-        "--name", "grows", "-d", str(app), "-c", child_command(tmp_path), "--watch",
-        cwd=tmp_path, prefix=limited_watches(2),
-    )  # fmt: skip
-    w.wait_for(r"^started grows")
-    for name in ("a", "b", "c"):
-        (app / name).mkdir()
-    assert w.proc.wait(30) == WatchError.exit_code, w.text()
-    w.wait_for(r"^bgr: out of inotify watches")
-    w.wait_for(r"^stopped watching; grows keeps running")
-    assert listed("grows")["status"] == "running"
