@@ -1,69 +1,101 @@
-"""Isolation for every test: a private state directory, and no process left behind.
+"""Fixtures for every test folder; their logic is in ``tests/support.py``.
 
-Every process a test starts (through bgr or directly) inherits ``BGR_HOME=<this test's tmp dir>``;
-that is how the teardown finds exactly this test's processes, including grandchildren that called
-setsid, without touching anything else on the machine.
+Isolation for every test: a private state directory, and no process left behind. Every process a
+test starts (through bgr or directly) inherits ``BGR_HOME=<this test's tmp dir>``; that is how the
+teardown finds exactly this test's processes, including grandchildren that called setsid, without
+touching anything else on the machine.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import time
-from collections.abc import Iterator
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-
-def processes_with_env(key: str, value: str) -> list[int]:
-    """PIDs (not zombies) whose environment holds ``key=value``."""
-    needle = f"{key}={value}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ and state not in (b"Z", b"X"):
-            found.append(int(entry))
-    return found
-
-
-def reap_zombie_children() -> None:
-    """Collect exited children of the test process itself (in-process starts make it a parent)."""
-    from bgr.proc import spawn
-
-    spawn.reap_spawned()
+from bgr import store
+from bgr.models import ProcessRecord
+from tests.support import Guard, Repos, Watch, isolate, kill_leftovers, make_repos, set_git_identity
 
 
 @pytest.fixture(autouse=True)
 def bgr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point BGR_HOME (and HOME) at a fresh directory; afterwards kill and report leftovers."""
-    home = tmp_path / "bgr-home"
-    monkeypatch.setenv("BGR_HOME", str(home))
-    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
-    monkeypatch.delenv("DB_NAME", raising=False)
-    monkeypatch.delenv("BGR_GROUP", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    (tmp_path / "user-home").mkdir()
+    home = isolate(tmp_path, monkeypatch)
     yield home
-    leftovers = processes_with_env("BGR_HOME", str(home))
-    for pid in leftovers:
-        for kill in (os.killpg, os.kill):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    survivors = leftovers
-    while survivors and time.monotonic() < deadline:
-        reap_zombie_children()
-        time.sleep(0.02)
-        survivors = processes_with_env("BGR_HOME", str(home))
-    reap_zombie_children()
+    survivors = kill_leftovers(home)
     assert not survivors, f"processes survived SIGKILL at teardown: {survivors}"
+
+
+@pytest.fixture
+def populated(bgr_home: Path, tmp_path: Path) -> Path:
+    """A registry with one (not running) definition; returns its path."""
+    with store.open_registry() as reg:
+        reg.put(
+            ProcessRecord(
+                name="known", directory=str(tmp_path), command="sleep 60",
+                stdout=str(bgr_home / "known-out.txt"), stderr=str(bgr_home / "known-err.txt"),
+            )
+        )  # fmt: skip
+    return bgr_home / "bgr.sqlite"
+
+
+@pytest.fixture
+def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits work on a bare machine, and no system/global git config leaks in."""
+    set_git_identity(monkeypatch)
+
+
+@pytest.fixture
+def repos(tmp_path: Path, git_identity: None) -> Repos:
+    """A bare remote and two clones of it, both at its one commit: ``app`` (the process
+    directory bgr pulls) and ``other`` (a second developer who pushes)."""
+    return make_repos(tmp_path)
+
+
+@pytest.fixture
+def other_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a filesystem other than tmp_path's (tmpfs /dev/shm), removed afterwards."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem available")
+    directory = shm / f"bgr-test-{uuid.uuid4().hex}"
+    directory.mkdir(mode=0o700)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def watching() -> Iterator[Callable[..., Watch]]:
+    """Start ``bgr ... --watch`` runs; each is killed (its whole session) at the end of the test."""
+    started: list[Watch] = []
+
+    def start(*args: str, cwd: Path, prefix: tuple[str, ...] = ()) -> Watch:
+        w = Watch(list(args), cwd, prefix)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.kill()
+
+
+@pytest.fixture
+def guard(tmp_path: Path) -> Iterator[Callable[..., Guard]]:
+    """Start guards; each is terminated (and waited for) at the end of the test."""
+    started: list[Guard] = []
+
+    def launch(*args: str) -> Guard:
+        g = Guard(list(args), tmp_path / f"guard-{len(started)}.log")
+        started.append(g)
+        return g
+
+    try:
+        yield launch
+    finally:
+        for g in started:
+            g.stop()

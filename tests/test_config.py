@@ -1,4 +1,4 @@
-"""bgr.config: TOML file → flat environment dict."""
+"""bgr.config: TOML file → flat environment dict, and what a started child sees of it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from bgr.config import env_name, flatten, load_env, resolve_config
 from bgr.errors import ConfigError
+from tests.support import PY, listing, main, one, read, wait_for
 
 SPEC_EXAMPLE = """\
 # .config.toml
@@ -301,3 +302,47 @@ def test_resolved_env_is_usable_by_a_real_process(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert json.loads(out) == ['a,b=c "q"\nz', ""]
+
+
+# --------------------------------------------------------------------------------------------
+# through the real start: the config file and --env reach the child
+
+
+def _env_dump(*keys: str) -> str:
+    code = f"import json, os; print(json.dumps({{k: os.environ.get(k) for k in {json.dumps(list(keys))}}}))"
+    return f"{PY} -c '{code}'; exec sleep 60"
+
+
+def test_config_and_env_values_reach_the_child_losslessly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "conf" / "settings.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[server]\nport = 3000\nhosts = ["a", "b"]\n[db]\nurl = "postgres://u:p=w@h/db?x=1,y=\'2\'"\n'
+    )
+    tricky = "a,b=c \"dq\" 'sq' $HOME `x` ; \\"
+    monkeypatch.chdir(tmp_path)  # --config is relative to the caller's directory
+    code, _, err = main(
+        capsys, "--name", "cfg", "--config", "conf/settings.toml",
+        "--env", f"TRICKY={tricky}", "--env", "EMPTY=",
+        "--command", _env_dump("SERVER_PORT", "DB_URL", "TRICKY", "EMPTY", "SERVER_HOSTS"),
+    )  # fmt: skip
+    assert code == 0, err
+    wait_for(lambda: read(bgr_home / "cfg-out.txt").endswith("\n"), what="env dump")
+    seen = json.loads(read(bgr_home / "cfg-out.txt"))
+    assert seen["SERVER_PORT"] == "3000"
+    assert seen["DB_URL"] == "postgres://u:p=w@h/db?x=1,y='2'"
+    assert seen["TRICKY"] == tricky and seen["EMPTY"] == ""
+    assert seen["SERVER_HOSTS"] == "a,b"  # arrays of scalars are comma-joined
+    data = one(capsys, "cfg")
+    assert data["config"] == str(config)
+    assert set(data["env_keys"]) >= {"SERVER_PORT", "DB_URL", "TRICKY", "EMPTY"}
+    shown = listing(capsys, "--show-env")[0]["env"]
+    assert shown["TRICKY"] == tricky and shown["DB_URL"] == seen["DB_URL"]
+
+
+def test_missing_default_config_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = main(capsys, "--name", "n", "--directory", str(tmp_path), "--command", "sleep 60")
+    assert code == 0, err
+    assert one(capsys, "n")["config"] is None

@@ -1,4 +1,5 @@
-"""bgr.git.pull_if_clean against real local repositories (a bare "remote" and two clones)."""
+"""bgr.git.pull_if_clean against real local repositories (a bare "remote" and two clones), and
+``bgr --fetch``, which pulls before it starts."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -16,61 +15,28 @@ import pytest
 
 from bgr.errors import GitError
 from bgr.git import PullResult, pull_if_clean
+from tests.support import (
+    TRACKED,
+    Repos,
+    assert_one_error_line,
+    commit,
+    git,
+    head,
+    listing,
+    main,
+    managed,
+    one,
+    read,
+    wait_for,
+)
 
-
-def git(cwd: Path, *args: str) -> str:
-    """Run plain git (hooks and all) as a user would; return stripped stdout."""
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"git {args} failed: {done.stderr}"
-    return done.stdout.strip()
-
-
-def commit(clone: Path, name: str, content: str, message: str = "change") -> str:
-    (clone / name).write_text(content)
-    git(clone, "add", name)
-    git(clone, "commit", "--quiet", "-m", message)
-    return git(clone, "rev-parse", "HEAD")
-
-
-def head(clone: Path) -> str:
-    return git(clone, "rev-parse", "HEAD")
+pytestmark = pytest.mark.usefixtures("git_identity")
 
 
 def write_script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
-
-
-@dataclass(frozen=True, slots=True)
-class Repos:
-    bare: Path
-    app: Path  # the process directory bgr pulls
-    other: Path  # a second developer who pushes
-
-    def push_from_other(self, count: int = 1) -> str:
-        for i in range(count):
-            commit(self.other, "app.txt", f"version {i + 2}\n", f"upstream {i}")
-        git(self.other, "push", "--quiet", "origin", "main")
-        return head(self.other)
-
-
-@pytest.fixture(autouse=True)
-def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commits work on a bare machine, and no system/global git config leaks in."""
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "bgr test")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "bgr@example.invalid")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    for name in ("GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSH_VARIANT", "GIT_ASKPASS", "GIT_DIR"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(autouse=True)
@@ -85,20 +51,6 @@ def no_git_children_left() -> Iterator[None]:
         except psutil.NoSuchProcess:
             pass
     assert not left, f"git processes left behind: {left}"
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> Repos:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(bare))
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "--quiet", str(bare), str(seed))
-    commit(seed, "app.txt", "version 1\n", "initial")
-    git(seed, "push", "--quiet", "origin", "main")
-    app, other = tmp_path / "app", tmp_path / "other"
-    git(tmp_path, "clone", "--quiet", str(bare), str(app))
-    git(tmp_path, "clone", "--quiet", str(bare), str(other))
-    return Repos(bare=bare, app=app, other=other)
 
 
 def test_pull_fast_forwards_then_is_up_to_date(repos: Repos) -> None:
@@ -316,16 +268,14 @@ def test_timeout_kills_git_and_its_children(
 
     assert head(repos.app) == before
     hung = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
-            if psutil.Process(hung).status() == psutil.STATUS_ZOMBIE:
-                break
+            return psutil.Process(hung).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail(f"the hung ssh stand-in {hung} survived the timeout")
+            return True
+
+    wait_for(gone, 5, what=f"the hung ssh stand-in {hung} to be gone after the timeout")
 
 
 def test_git_is_imported_lazily_and_a_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
@@ -350,3 +300,48 @@ def test_git_is_imported_lazily_and_a_missing_binary_is_a_clear_error(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("git is not installed"), done.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# bgr --fetch: a pull before the start
+
+
+def test_fetch_pulls_before_starting(
+    repos: Repos, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    repos.push("v2\n")  # the app clone is one commit behind
+    app = repos.app
+    command = f"cat {TRACKED}; exec sleep 60"
+    code, out, err = main(capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", command)
+    assert code == 0, err
+    assert out.startswith("git: pulled main: ") and "(1 commit)" in out
+    wait_for(lambda: read(bgr_home / "app-out.txt"), what="output")
+    assert read(bgr_home / "app-out.txt") == "v2\n"
+    assert one(capsys, "app")["fetch"] is True
+
+
+def test_fetch_with_a_dirty_tree_reports_and_resets_nothing(
+    repos: Repos, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repos.push("v2\n")  # the app clone is one commit behind
+    app = repos.app
+    (app / TRACKED).write_text("local edit\n")
+    code, out, err = main(
+        capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 60"
+    )
+    assert code == 8 and out == ""
+    assert "uncommitted changes" in err and "Traceback" not in err
+    assert (app / TRACKED).read_text() == "local edit\n"
+    assert listing(capsys) == []
+    assert managed("app") == []
+
+
+def test_fetch_outside_a_git_repository_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code, _, err = main(capsys, "--name", "p", "--directory", str(plain), "--fetch", "--command", "sleep 60")
+    assert code == 8
+    assert_one_error_line(err)
+    assert "not a git repository" in err

@@ -1,18 +1,21 @@
-"""bgr.store: the SQLite registry on its own (no processes)."""
+"""bgr.store: the SQLite registry on its own, and what the CLI does with one it cannot use."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bgr import paths, store
-from bgr.errors import InvalidName, NotFound, RegistryError
+from bgr.errors import NotFound, RegistryError
 from bgr.models import Desired, ProcessRecord
-from tests.core_support import registry_snapshot
+from tests.support import assert_one_error_line, main, managed, registry_snapshot, run_bgr
 
 
 def record(name: str = "web", **changes: object) -> ProcessRecord:
@@ -197,33 +200,107 @@ def test_missing_registry_directory_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
-def test_db_path_default_db_name_and_explicit(
-    bgr_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+# --------------------------------------------------------------------------------------------
+# through the CLI: a registry bgr cannot use is one line, and is left alone
+
+
+def test_corrupt_registry_is_one_line_through_the_real_cli(bgr_home: Path) -> None:
+    bgr_home.mkdir(mode=0o700)
+    db = bgr_home / "bgr.sqlite"
+    db.write_bytes(b"garbage " * 1000)
+    for argv in ([], ["--name", "n", "--command", "sleep 60"], ["--nuke"]):
+        done = run_bgr(*argv)
+        assert done.returncode == 7
+        assert_one_error_line(done.stderr)
+        assert "corrupt" in done.stderr
+    assert db.read_bytes() == b"garbage " * 1000
+    assert managed("n") == []
+
+
+def test_a_directory_given_as_registry_is_one_line(tmp_path: Path) -> None:
+    for argv in ([], ["--name", "n", "--command", "sleep 60"]):
+        done = run_bgr("--db", str(tmp_path), *argv)
+        assert done.returncode == 7
+        assert_one_error_line(done.stderr)
+        assert "is a directory" in done.stderr
+    assert managed("n") == []
+
+
+def test_newer_registry_is_refused(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(populated)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = registry_snapshot(populated)
+    for argv in ([], ["--name", "n", "--command", "sleep 60"], ["--delete", "known"]):
+        code, out, err = main(capsys, *argv)
+        assert code == 7 and out == ""
+        assert_one_error_line(err)
+        assert "newer bgr" in err
+    assert registry_snapshot(populated) == before
+
+
+def test_locked_registry_is_one_line_and_starts_nothing(
+    populated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert paths.db_path() == str(bgr_home / "bgr.sqlite")
-    monkeypatch.setenv("DB_NAME", "x")
-    assert paths.db_path() == str(bgr_home / "x.sqlite")
-    monkeypatch.setenv("DB_NAME", "x.sqlite")
-    assert paths.db_path() == str(bgr_home / "x.sqlite")
-    monkeypatch.chdir(tmp_path)
-    assert paths.db_path("rel.sqlite") == str(tmp_path / "rel.sqlite")
-    for bad in ("../x", "a/b", ".x"):
-        monkeypatch.setenv("DB_NAME", bad)
-        with pytest.raises(InvalidName):
-            paths.db_path()
+    import sqlite3
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
+    before = registry_snapshot(populated)
+    holder = sqlite3.connect(populated, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for argv in (["--name", "n", "--command", "sleep 60"], ["known", "--restart"], ["--nuke"]):
+            code, out, err = main(capsys, *argv)
+            assert code == 7 and out == ""
+            assert_one_error_line(err)
+            assert "locked" in err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert registry_snapshot(populated) == before
+    assert managed("n") == []
+    assert managed("known") == []
 
 
-def test_a_record_built_with_defaults_renders_as_json_and_round_trips(bgr_home: Path) -> None:
-    """The read-only defaults (MappingProxyType, tuples) must serialise like the dicts they stand for."""
-    import json
+def _read_only_mount_works() -> bool:
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
+    ) if shutil.which("unshare") else None  # fmt: skip
+    return probe is not None and probe.returncode == 0
 
-    from bgr.cli import output
-    from bgr.models import ProcessInfo, ProcessRecord, Status
 
-    fresh = ProcessRecord(name="n", directory="/", command="true", stdout="/o", stderr="/e")
-    shown = json.loads(output.to_json(output.as_dict(ProcessInfo(fresh, Status.STOPPED, None), details=True)))
-    assert shown["guard"] == {} and shown["events"] == [] and shown["env_keys"] == []
-    with store.open_registry() as reg:
-        reg.put(fresh)
-        again = reg.require("n")
-    assert again.env == {} and again.guard == {} and again.events == ()
+def test_read_only_registry_is_one_line(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mode bits do not stop root, so as root the state directory is bind-mounted read-only in a
+    private mount namespace (`unshare -m`); as another user, chmod does the job."""
+    before = registry_snapshot(populated)
+    state = populated.parent
+    commands = (["--name", "n", "--command", "sleep 60"], ["known", "--restart"], ["--stop", "known"])
+    if os.geteuid() != 0:
+        populated.chmod(0o400)
+        state.chmod(0o500)
+        try:
+            for argv in commands:
+                code, _, err = main(capsys, *argv)
+                assert code == 7
+                assert_one_error_line(err)
+                assert "read-only" in err.lower()
+        finally:
+            state.chmod(0o700)
+            populated.chmod(0o600)
+    else:
+        if not _read_only_mount_works():
+            pytest.skip("root, and no mount namespace to make the state directory read-only")
+        for argv in commands:
+            script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+            done = subprocess.run(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(state),
+                 sys.executable, "-m", "bgr", *argv],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert done.returncode == 7, done.stderr
+            assert_one_error_line(done.stderr)
+            assert "read-only" in done.stderr.lower()
+    assert registry_snapshot(populated) == before
+    assert managed("n") == []

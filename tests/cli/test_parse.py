@@ -1,9 +1,11 @@
-"""bgr.cli.parse: the fast path gives what docopt gives over the whole option table."""
+"""bgr.cli.parse: the fast path gives what docopt gives over the whole option table; long
+options only in full."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +13,11 @@ import pytest
 from bgr.cli import options, parse
 from bgr.cli.table import FLAG, MANY, POSITIONAL, Option
 from bgr.errors import UsageError
+from tests.support import listing, main
 
 TABLE = options.TABLE
+
+
 # Every option but --help and --version, which win over everything before either parser runs.
 OPTIONS = [o for o in TABLE.options if o.kind != POSITIONAL and o.long not in ("--help", "--version")]
 
@@ -114,3 +119,13 @@ def test_the_usage_text_lists_every_option_of_the_table() -> None:
     usage = TABLE.usage()
     for option in OPTIONS:
         assert option.spelling() in usage
+
+
+# --------------------------------------------------------------------------------------------
+# through the CLI
+
+
+def test_prefix_of_nuke_does_not_nuke(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = main(capsys, "--nu")
+    assert code == 2 and "--nuke" in err and "in full" in err
+    assert [d["name"] for d in listing(capsys)] == ["known"]

@@ -14,7 +14,7 @@ import pytest
 from bgr import paths
 from bgr.errors import SpawnError
 from bgr.proc import spawn
-from tests.core_support import alive, environ_of, read, session_of, wait_for
+from tests.support import alive, environ_of, read, session_of, wait_for
 
 
 @pytest.fixture

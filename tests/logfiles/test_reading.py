@@ -1,55 +1,19 @@
-"""bgr.logfiles.reading on real files: sizes, tail, follow (across moves, truncation and rotation)."""
+"""bgr.logfiles.reading on real files: tail, follow (across moves, truncation and rotation)."""
 
 from __future__ import annotations
 
 import os
 import queue
 import threading
-import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bgr import units
 from bgr.errors import UsageError
 from bgr.logfiles import reading, rotation
-from tests.core_support import append, numbered
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("100", 100),
-        ("100b", 100),
-        ("512K", 512 * 1024),
-        ("10M", 10 * 1024**2),
-        ("10mb", 10 * 1024**2),
-        ("10MiB", 10 * 1024**2),
-        ("1G", 1024**3),
-        ("1.5M", 1536 * 1024),
-        (" 2 k ", 2048),
-        (".5K", 512),
-        ("0", 0),
-    ],
-)
-def test_parse_size_accepts(text: str, expected: int) -> None:
-    assert units.parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "M", "ten", "-1M", "10X", "10iB", "1e3", "1.2.3K", "10 M B"])
-def test_parse_size_rejects_with_usage_error(text: str) -> None:
-    with pytest.raises(UsageError, match="invalid size"):
-        units.parse_size(text)
-
+from tests.support import append, numbered, wait_for
 
 # --- tail -------------------------------------------------------------------------------------
 
@@ -267,6 +231,3 @@ def test_follow_continues_exactly_across_a_collapse_rotation(tmp_path: Path) -> 
         assert result is not None and result.method == "collapse"
         append(path, numbered(9000, 9100))
         f.wait_text(numbered(100, 9100).decode())
-
-
-# --- move_to_backup ---------------------------------------------------------------------------

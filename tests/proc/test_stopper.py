@@ -10,7 +10,7 @@ import uuid
 
 from bgr.models import Identity
 from bgr.proc import host, identity, stopper
-from tests.core_support import SLEEP, process, readline
+from tests.support import SLEEP, process, readline
 
 IGNORE_TERM = [
     sys.executable,

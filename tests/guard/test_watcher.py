@@ -1,0 +1,139 @@
+"""guard.watcher: exits noticed at once (pidfds) or by polling, for processes the guard did not start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bgr.proc import host
+from guard import watcher
+from tests.support import wait_for
+
+
+@pytest.fixture
+def exits() -> Iterator[tuple[watcher.ExitWatcher, list[str]]]:
+    seen: list[str] = []
+    w = watcher.ExitWatcher(seen.append, poll_interval=0.01)
+    w.start()
+    try:
+        yield w, seen
+    finally:
+        w.stop()
+
+
+def sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "30"])
+
+
+def token(pid: int) -> str:
+    found = host.start_token(pid)
+    assert found is not None
+    return found
+
+
+def test_watcher_reports_an_exit_of_a_process_it_did_not_start(
+    exits: tuple[watcher.ExitWatcher, list[str]],
+) -> None:
+    w, seen = exits
+    child = sleeper()
+    try:
+        w.watch("web", [(child.pid, token(child.pid))])
+        assert w.watched() == {"web": [child.pid]}
+        time.sleep(0.05)
+        assert seen == []
+        child.kill()
+        wait_for(lambda: seen == ["web"], timeout=5.0)
+        assert w.watched() == {}  # fired names are no longer watched
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_watcher_fires_at_once_for_a_dead_or_reused_pid(
+    exits: tuple[watcher.ExitWatcher, list[str]],
+) -> None:
+    w, seen = exits
+    child = sleeper()
+    try:
+        w.watch("reused", [(child.pid, "another-boot:123")])  # same pid, other process
+        wait_for(lambda: seen == ["reused"], timeout=5.0)
+    finally:
+        child.kill()
+        child.wait()
+    w.watch("gone", [(child.pid, token(os.getpid()))])
+    w.watch("nothing", [])
+    wait_for(lambda: sorted(seen) == ["gone", "nothing", "reused"], timeout=5.0)
+
+
+def test_watcher_forget_and_replace(exits: tuple[watcher.ExitWatcher, list[str]]) -> None:
+    w, seen = exits
+    first, second = sleeper(), sleeper()
+    try:
+        w.watch("a", [(first.pid, token(first.pid))])
+        w.watch("a", [(second.pid, token(second.pid))])  # replaces the first
+        first.kill()
+        first.wait()
+        time.sleep(0.1)
+        assert seen == []
+        w.forget("a")
+        second.kill()
+        second.wait()
+        time.sleep(0.1)
+        assert seen == []
+    finally:
+        for child in (first, second):
+            child.kill()
+            child.wait()
+
+
+def test_watcher_polls_when_out_of_descriptors(
+    exits: tuple[watcher.ExitWatcher, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, seen = exits
+    monkeypatch.setattr(watcher, "_ensure_fd_room", lambda needed: False)
+    child = sleeper()
+    try:
+        w.watch("web", [(child.pid, token(child.pid))])
+        assert w._entries["web"][0].fd == -1
+        child.kill()
+        wait_for(lambda: seen == ["web"], timeout=5.0)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_watcher_wake_calls_back_and_is_usable_from_a_signal_handler() -> None:
+    woken = threading.Event()
+    w = watcher.ExitWatcher(lambda name: None, on_wake=woken.set)
+    w.start()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: w.wake())
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert woken.wait(5)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        w.stop()
+
+
+def test_fd_limit_is_raised_only_when_needed() -> None:
+    """In a child process: a low soft limit is raised towards the hard one when more is needed."""
+    code = (
+        "import resource\n"
+        "from guard import watcher\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "assert watcher._ensure_fd_room(100)\n"
+        "assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 256\n"
+        "assert watcher._ensure_fd_room(300)\n"
+        "assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 300\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+        "assert not watcher._ensure_fd_room(300)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
