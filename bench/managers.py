@@ -322,7 +322,7 @@ class Bgr(Manager):
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         now = time.time()
         free_pids = (p for p in range(32_000, 1, -1) if not alive(p))
-        with open_registry(str(self.home / "bgr.sqlite")) as reg:
+        with open_registry(str(self.home / "bgr.sqlite"), create=True) as reg:
             for i in range(count):
                 name = f"idle{i:04d}"
                 pid = next(free_pids)

@@ -37,6 +37,10 @@ class NotFound(BgrError):
     exit_code = 3
 
 
+class NoRegistry(NotFound):
+    """The registry does not exist yet; only a start creates it (reading never does)."""
+
+
 class AlreadyRunning(BgrError):
     """Starting a name that is running, without --force."""
 
@@ -55,10 +59,18 @@ class SpawnError(BgrError):
     exit_code = 6
 
 
+class PortInUse(SpawnError):
+    """--force would have to stop another user's process to free a port: nothing is done."""
+
+
 class RegistryError(BgrError):
     """The SQLite registry is corrupt, locked, read-only or from a newer bgr."""
 
     exit_code = 7
+
+
+class RegistryFull(RegistryError):
+    """The registry cannot be written: the disk is full or a file size limit was reached."""
 
 
 class StateDirError(BgrError):

@@ -1,4 +1,4 @@
-"""The part of bgr that bgr-guard may use: one list, checked by a test (tests/guard/test_surface.py).
+"""The part of bgr that bgr-guard may use: one list, checked by a test (tests/test_layers.py).
 
 bgr-guard imports nothing from bgr but this module, so every other module of bgr may change shape
 without breaking the guard. Log rotation (ctypes) and git pulls (GitPython) are imported on first
@@ -13,12 +13,13 @@ from bgr import __version__
 from bgr.cli.funnel import run_program
 from bgr.cli.parse import check_spelling, parse, unmatched_names
 from bgr.cli.table import Table, flag, positional, value
-from bgr.core.launch import guard_restart, record_exit, restart
-from bgr.errors import BgrError, GitError, LockHeld, UsageError
+from bgr.core.launch import follow_daemon, guard_restart, record_exit, recover_name, restart
+from bgr.errors import BgrError, GitError, LockHeld, NoRegistry, NotFound, UsageError
 from bgr.models import Desired, Identity, ProcessRecord
-from bgr.paths import db_path, ensure_subdir, file_size, validate_name
+from bgr.paths import Layout, db_path, file_size, layout, validate_name
+from bgr.proc.cgroups import base as cgroup_base
 from bgr.proc.exits import describe_exit
-from bgr.proc.host import boot_id, group_usage, is_alive, start_token
+from bgr.proc.host import become_subreaper, boot_id, group_usage, is_alive, start_token
 from bgr.proc.identity import instance_alive, leader_alive, marked_in_group
 from bgr.proc.locks import file_lock, name_lock
 from bgr.proc.spawn import reap_spawned
@@ -37,7 +38,10 @@ __all__ = [
     "Desired",
     "GitError",
     "Identity",
+    "Layout",
     "LockHeld",
+    "NoRegistry",
+    "NotFound",
     "ProcessRecord",
     "PullResult",
     "Record",
@@ -46,20 +50,23 @@ __all__ = [
     "Table",
     "UsageError",
     "__version__",
+    "become_subreaper",
     "boot_id",
+    "cgroup_base",
     "check_spelling",
     "count_from",
     "db_path",
     "describe_exit",
-    "ensure_subdir",
     "file_lock",
     "file_size",
     "flag",
+    "follow_daemon",
     "format_size",
     "group_usage",
     "guard_restart",
     "instance_alive",
     "is_alive",
+    "layout",
     "leader_alive",
     "marked_in_group",
     "name_lock",
@@ -70,6 +77,7 @@ __all__ = [
     "pull_if_clean",
     "reap_spawned",
     "record_exit",
+    "recover_name",
     "restart",
     "rotate_live",
     "run_program",

@@ -34,6 +34,7 @@ class Status(StrEnum):
     STOPPED = "stopped"  # stopped on purpose (bgr --stop); the guard leaves it alone
     EXITED = "exited"  # ended by itself with exit code 0
     CRASHED = "crashed"  # ended by itself with a non-zero code, a signal, or an unknown code
+    STARTING = "starting"  # a bgr or bgr-guard is starting it right now
     BACKOFF = "backoff"  # dead; the guard will restart it after a delay
     FATAL = "fatal"  # dead; the guard gave up until a manual restart
 
@@ -56,6 +57,30 @@ class Identity(Record):
     pgid: int | None
     token: str | None
     instance: str | None
+    # Processes of the instance that left its process group (a daemon's setsid), seen while they
+    # could still be attributed to it: (pid, start token).
+    members: tuple[tuple[int, str], ...] = ()
+    cgroup: str | None = None  # the instance's own cgroup, where bgr could make one
+
+
+class Scan(Record):
+    """What one pass over the process table saw (``bgr.proc.host.scan``)."""
+
+    children: dict[int, list[int]]  # ppid → live children
+    marked: dict[str, list[int]]  # marker → live pids carrying it
+
+    def descendants(self, pid: int) -> list[int]:
+        """Live descendants of ``pid`` that are still attached to it (children, grandchildren, …)."""
+        found: list[int] = []
+        seen = {pid}
+        pending = [pid]
+        while pending:
+            for child in self.children.get(pending.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    found.append(child)
+                    pending.append(child)
+        return found
 
 
 class ProcessRecord(Record):
@@ -86,11 +111,17 @@ class ProcessRecord(Record):
     events: tuple[Mapping[str, Any], ...] = ()  # newest last, capped
     created_at: float | None = None
     updated_at: float | None = None
+    # An operation in flight: {"op", "instance", "pid", "token", "at"} of the bgr or guard doing it.
+    intent: Mapping[str, Any] = EMPTY
+    members: tuple[tuple[int, str], ...] = ()  # see Identity.members
+    cgroup: str | None = None
+    ports: tuple[int, ...] = ()  # declared with --port
+    seen_ports: tuple[int, ...] = ()  # ports the instance was seen listening on
 
     @property
     def identity(self) -> Identity:
         """The last launched instance's identity."""
-        return Identity(self.pid, self.pgid, self.start_token, self.instance)
+        return Identity(self.pid, self.pgid, self.start_token, self.instance, self.members, self.cgroup)
 
     def child_env(self) -> dict[str, str]:
         """The variables bgr itself adds to the inherited environment (config first, --env wins)."""
@@ -142,6 +173,9 @@ class StartResult(Record):
     replaced: bool = False  # an older instance was stopped first
     freed: tuple[FreedPort, ...] = ()
     pulled: str | None = None  # one-line summary of a --fetch pull
+    # How the start window ended (bgr.core.startup): running, settled, daemonized or finished.
+    how: str = "running"
+    after: float = 0.0  # seconds from the spawn to that
 
 
 class StartRequest(Record):
@@ -157,3 +191,4 @@ class StartRequest(Record):
     stderr: str | None = None
     fetch: bool | None = None
     force: bool = False
+    ports: tuple[int, ...] | None = None  # --port: the ports it listens on (None: keep the stored ones)

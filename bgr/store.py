@@ -3,7 +3,13 @@
 Every read-modify-write runs inside ``BEGIN IMMEDIATE`` so two writers never interleave, and nothing
 slow (spawning, sleeping, git) ever happens inside a transaction: callers serialise whole operations on
 a name with ``locks.name_lock`` instead. The schema version lives in ``PRAGMA user_version``; a database
-from a newer bgr is refused rather than "migrated" backwards.
+from a newer bgr is refused rather than "migrated" backwards, and creating or migrating one is done by
+one process at a time (an flock), so any number of first commands create it once.
+
+Only commands that write create a registry (``create=True``); the others say there is none. When the
+disk is full a registry still opens for reading (read-only, then immutable: SQLite needs its ``-wal``
+and ``-shm`` files to open normally), and its writes raise :class:`RegistryFull`, which a stop catches
+to record later (:mod:`bgr.pending`).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 
@@ -23,48 +30,70 @@ except ImportError:  # pragma: no cover
     import sqlite3  # type: ignore[no-redef]
 
 from bgr import paths
-from bgr.errors import NotFound, RegistryError
+from bgr.errors import NoRegistry, NotFound, RegistryError, RegistryFull
 from bgr.models import Desired, ProcessRecord
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 
-SCHEMA_VERSION = 1
 EVENTS_KEPT = 50
+# Events a guard records on every pass of its own (a --once run from cron): the newest few of each
+# kind are kept, so they never push the real events (exits, restarts, failures) out of the history.
+ROUTINE_EVENTS = frozenset({"guarded"})
+ROUTINE_KEPT = 3
 BUSY_TIMEOUT_MS = 15_000
+_CREATION_LOCK = "@registry.lock"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS processes (
-    name         TEXT PRIMARY KEY,
-    directory    TEXT NOT NULL,
-    command      TEXT NOT NULL,
-    stdout       TEXT NOT NULL,
-    stderr       TEXT NOT NULL,
-    "group"      TEXT,
-    env          TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(env)),
-    config_path  TEXT,
-    config_env   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config_env)),
-    search_path  TEXT,
-    fetch        INTEGER NOT NULL DEFAULT 0,
-    desired      TEXT NOT NULL DEFAULT 'running',
-    pid          INTEGER,
-    pgid         INTEGER,
-    start_token  TEXT,
-    instance     TEXT,
-    started_at   REAL,
-    stopped_at   REAL,
-    exit_code    INTEGER,
-    restarts     INTEGER NOT NULL DEFAULT 0,
-    guard        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(guard)),
-    events       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(events)),
-    created_at   REAL,
-    updated_at   REAL
-);
-CREATE INDEX IF NOT EXISTS processes_group ON processes ("group");
-"""
+# MIGRATIONS[v] takes a registry from schema v to v + 1; a new registry runs them all.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS processes (
+            name         TEXT PRIMARY KEY,
+            directory    TEXT NOT NULL,
+            command      TEXT NOT NULL,
+            stdout       TEXT NOT NULL,
+            stderr       TEXT NOT NULL,
+            "group"      TEXT,
+            env          TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(env)),
+            config_path  TEXT,
+            config_env   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config_env)),
+            search_path  TEXT,
+            fetch        INTEGER NOT NULL DEFAULT 0,
+            desired      TEXT NOT NULL DEFAULT 'running',
+            pid          INTEGER,
+            pgid         INTEGER,
+            start_token  TEXT,
+            instance     TEXT,
+            started_at   REAL,
+            stopped_at   REAL,
+            exit_code    INTEGER,
+            restarts     INTEGER NOT NULL DEFAULT 0,
+            guard        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(guard)),
+            events       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(events)),
+            created_at   REAL,
+            updated_at   REAL
+        )""",
+        'CREATE INDEX IF NOT EXISTS processes_group ON processes ("group")',
+    ),
+    (
+        # An operation in flight (start, restart) and the instance it is creating: recorded before
+        # the spawn, so an instance whose starter died before recording it can be found again.
+        "ALTER TABLE processes ADD COLUMN intent TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(intent))",
+        # (pid, start token) of the instance's processes that left its process group (daemons).
+        "ALTER TABLE processes ADD COLUMN members TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(members))",
+        "ALTER TABLE processes ADD COLUMN cgroup TEXT",
+        "ALTER TABLE processes ADD COLUMN ports TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(ports))",
+        "ALTER TABLE processes ADD COLUMN seen_ports TEXT NOT NULL DEFAULT '[]' "
+        "CHECK (json_valid(seen_ports))",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', lower(hex(randomblob(8))))",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
-_JSON_FIELDS = frozenset({"env", "config_env", "guard", "events"})
+_DICT_FIELDS = frozenset({"env", "config_env", "guard", "intent"})
+_LIST_FIELDS = frozenset({"events", "members", "ports", "seen_ports"})
 _COLUMNS = ProcessRecord._fields
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 
@@ -73,27 +102,69 @@ def _to_row(record: ProcessRecord) -> tuple[Any, ...]:
     values: list[Any] = []
     for column in _COLUMNS:
         value = getattr(record, column)
-        if column in _JSON_FIELDS:
+        if column in _DICT_FIELDS:
             # Records hold read-only views (MappingProxyType, tuples); JSON wants dicts and lists.
-            value = json.dumps(list(value) if column == "events" else dict(value), separators=(",", ":"))
+            value = json.dumps(dict(value), separators=(",", ":"))
+        elif column in _LIST_FIELDS:
+            value = json.dumps(list(value), separators=(",", ":"))
         elif isinstance(value, bool):
             value = int(value)
         values.append(value)
     return tuple(values)
 
 
-def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> ProcessRecord:
+def _from_row(row: tuple[Any, ...]) -> ProcessRecord:
     data: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
-    for column in _JSON_FIELDS:
+    for column in _DICT_FIELDS:
         data[column] = json.loads(data[column])
-    data["events"] = tuple(data["events"])
+    for column in _LIST_FIELDS:
+        data[column] = tuple(json.loads(data[column]))
+    data["members"] = tuple((int(pid), str(token)) for pid, token in data["members"])
     data["fetch"] = bool(data["fetch"])
     data["desired"] = Desired(data["desired"])
-    return ProcessRecord(**data)
+    return ProcessRecord._make(data[column] for column in _COLUMNS)
+
+
+def append_event(
+    events: tuple[Any, ...], kind: str, detail: str = "", at: float | None = None
+) -> tuple[dict[str, Any], ...]:
+    """``events`` plus one more (newest last), trimmed: the newest ``EVENTS_KEPT``, of which at
+    most ``ROUTINE_KEPT`` of each routine kind."""
+    history = [*events, {"at": time.time() if at is None else at, "event": kind, "detail": detail}]
+    if kind in ROUTINE_EVENTS:
+        same = [i for i, e in enumerate(history) if e.get("event") == kind]
+        dropped = set(same[:-ROUTINE_KEPT])
+        history = [e for i, e in enumerate(history) if i not in dropped]
+    return tuple(history[-EVENTS_KEPT:])
+
+
+def _full_disk(exc: sqlite3.Error, path: str) -> str | None:
+    """Why a write failed when the cause is the disk or a file size limit, else None."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    if not (code.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")) or "disk" in str(exc)):
+        return None
+    directory = os.path.dirname(path)
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        sizes = [paths.file_size(path + suffix) for suffix in ("", "-wal", "-shm")]
+        if max(sizes) >= soft or code.startswith("SQLITE_IOERR"):
+            return f"file size limit exceeded ({soft} bytes, ulimit -f) writing {path}"
+    try:
+        full = os.statvfs(directory).f_bavail == 0
+    except OSError:
+        full = False
+    if full or code.startswith("SQLITE_FULL"):
+        return f"no space left on device ({directory})"
+    return None
 
 
 def _translate(exc: sqlite3.Error, path: str) -> RegistryError:
     text = str(exc)
+    full = _full_disk(exc, path)
+    if full is not None:
+        return RegistryFull(f"registry {path}: {full}; free some space, then try again")
     if "locked" in text or "busy" in text:
         return RegistryError(f"registry {path} is locked by another process ({text}); try again")
     if "readonly" in text or "read-only" in text:
@@ -116,24 +187,28 @@ def _translate(exc: sqlite3.Error, path: str) -> RegistryError:
 
 
 class Registry:
-    """A connection to one registry file. Use as a context manager, or call ``close()``."""
+    """A connection to one registry file. Use as a context manager, or call ``close()``.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        parent = os.path.dirname(path)
+    ``create``: make the registry (and its folder) when it does not exist yet; without it, a
+    missing registry raises :class:`NoRegistry`. ``full`` is set when the disk was too full to
+    open it for writing: it was opened read-only, and every write raises that error.
+    """
+
+    def __init__(self, layout: paths.Layout, *, create: bool = False) -> None:
+        self.layout = layout
+        self.path = path = layout.db
+        self.full: RegistryFull | None = None
+        self._id: str | None = None
         if os.path.isdir(path):
             raise RegistryError(f"registry path {path} is a directory; give --db a file path")
-        if parent == paths.state_dir():
-            paths.ensure_state_dir()
-        elif not os.path.isdir(parent):
-            raise RegistryError(f"cannot create registry {path}: directory {parent} is missing")
-        created = not os.path.exists(path)
+        layout.check()
+        if not os.path.lexists(path):
+            if not create:
+                raise NoRegistry(f"no registry at {path} (the first start creates it)")
+            self._create()
+        self._conn = self._connect(path)
         try:
-            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise _translate(exc, path) from exc
-        try:
-            self._prepare(created)
+            self._prepare()
         except sqlite3.Error as exc:
             self._conn.close()
             raise _translate(exc, path) from exc
@@ -141,21 +216,72 @@ class Registry:
             self._conn.close()
             raise
 
-    def _prepare(self, created: bool) -> None:
+    def _create(self) -> None:
+        """Create the registry's folder and an empty registry file (0600) for it, never through a
+        symlink; another process creating it at the same time is fine."""
+        parent = os.path.dirname(self.path)
+        if parent != paths.state_dir() and not os.path.isdir(parent):
+            raise RegistryError(f"cannot create registry {self.path}: directory {parent} is missing")
+        self.layout.ensure_home()
+        try:
+            fd = paths.open_private(self.path, os.O_WRONLY | os.O_CREAT)
+        except OSError as exc:
+            raise RegistryError(f"cannot create registry {self.path}: {exc.strerror}") from exc
+        os.close(fd)
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode) and self.layout.owns(path):
+            raise RegistryError(
+                f"registry {path} is a symlink; bgr does not follow links in its state directory"
+            )
+        try:
+            return sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _translate(exc, path) from exc
+
+    def _prepare(self) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if created:
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, paths.FILE_MODE)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            error = _translate(exc, self.path)
+            if not isinstance(error, RegistryFull):
+                raise
+            self._open_read_only(error)
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise RegistryError(
                 f"registry {self.path} was written by a newer bgr (schema {version}, this bgr "
                 f"knows {SCHEMA_VERSION}); upgrade bgr or use another --db"
             )
         if version < SCHEMA_VERSION:
-            self._migrate()
-        conn.execute("PRAGMA synchronous = NORMAL")
+            if self.full is not None:
+                raise self.full
+            from bgr.proc.locks import file_lock
+
+            # One creator or migrator at a time: SQLite answers a second writer changing the journal
+            # mode at the same moment with "database is locked", without waiting.
+            lock = os.path.join(self.layout.subdir("locks"), _CREATION_LOCK)
+            with file_lock(lock, timeout=BUSY_TIMEOUT_MS / 1000, held_by=f"registry {self.path}"):
+                self._migrate()
+        if self.full is None:
+            conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _open_read_only(self, error: RegistryFull) -> None:
+        """The disk is full: read what is there. Read-only still needs a ``-shm`` file; immutable
+        reads the main file alone (the last writer to close checkpointed the WAL into it)."""
+        self._conn.close()
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, isolation_level=None)
+                conn.execute("PRAGMA user_version").fetchone()
+            except sqlite3.Error:
+                continue
+            self._conn, self.full = conn, error
+            return
+        raise error
 
     def _migrate(self) -> None:
         conn = self._conn
@@ -165,19 +291,23 @@ class Registry:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:  # another process did it while we waited for the lock
+                conn.execute("COMMIT")
+                return
             if version == 0:
                 # Refuse to write our schema into someone else's database.
                 tables = conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'processes'"
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND name NOT IN ('processes', 'meta')"
                 ).fetchall()
                 if tables:
                     raise RegistryError(
                         f"{self.path} is an SQLite database that bgr did not create; use another --db"
                     )
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -192,9 +322,19 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def registry_id(self) -> str:
+        """A random id of this registry, carried by its processes as ``BGR_REGISTRY``."""
+        if self._id is None:
+            rows = self._query("SELECT value FROM meta WHERE key = 'id'")
+            self._id = str(rows[0][0]) if rows else ""
+        return self._id
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``: the write lock is taken up front, so no deadlock upgrade."""
+        if self.full is not None:
+            raise self.full
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -238,6 +378,10 @@ class Registry:
             rows = self._query(f'SELECT {_QUOTED} FROM processes WHERE "group" = ? ORDER BY name', (group,))
         return [_from_row(r) for r in rows]
 
+    def names(self) -> list[str]:
+        """Every registered name, sorted (no rows decoded)."""
+        return [str(r[0]) for r in self._query("SELECT name FROM processes ORDER BY name")]
+
     def put(self, record: ProcessRecord) -> ProcessRecord:
         """Insert or replace the whole row."""
         now = time.time()
@@ -267,19 +411,18 @@ class Registry:
 
     def add_event(self, name: str, kind: str, detail: str = "") -> None:
         """Append one event (newest last, capped) to a row's history."""
-        event = {"at": time.time(), "event": kind, "detail": detail}
         with self.transaction() as conn:
             row = conn.execute("SELECT events FROM processes WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return
-            events = [*json.loads(row[0]), event][-EVENTS_KEPT:]
-            conn.execute("UPDATE processes SET events = ? WHERE name = ?", (json.dumps(events), name))
+            events = append_event(tuple(json.loads(row[0])), kind, detail)
+            conn.execute("UPDATE processes SET events = ? WHERE name = ?", (json.dumps(list(events)), name))
 
     def delete(self, name: str) -> bool:
         with self.transaction() as conn:
             return conn.execute("DELETE FROM processes WHERE name = ?", (name,)).rowcount > 0
 
 
-def open_registry(db: str | None = None) -> Registry:
-    """Open (creating if needed) the registry chosen by --db, $DB_NAME or the default."""
-    return Registry(paths.db_path(db))
+def open_registry(db: str | None = None, *, create: bool = False) -> Registry:
+    """Open the registry chosen by --db, $DB_NAME or the default (``create``: make it if missing)."""
+    return Registry(paths.layout(db), create=create)

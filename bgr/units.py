@@ -13,15 +13,16 @@ from collections.abc import Callable
 
 from bgr.errors import UsageError
 
-_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
+# Compiled on first use: every bgr call imports this module, few parse a size or a duration.
+_SIZE = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*"
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
+_DURATION = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*"
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_size(text: str) -> int:
     """Parse "100", "512K", "10M", "1.5G", "10MB", "10MiB" (case-insensitive, powers of 1024)."""
-    match = _SIZE.fullmatch(text)
+    match = re.fullmatch(_SIZE, text, re.IGNORECASE)
     if match is None or (match[3] and match[3].lower() == "ib" and not match[2]):
         raise UsageError(
             f"invalid size {text!r}: use a number of bytes with an optional K, M or G suffix, "
@@ -46,7 +47,7 @@ def format_size(num_bytes: float | None) -> str:
 
 def parse_duration(text: str, option: str = "duration") -> float:
     """``"30"`` / ``"0.5"`` (seconds), ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h"``, ``"1d"`` → seconds > 0."""
-    match = _DURATION.fullmatch(text)
+    match = re.fullmatch(_DURATION, text, re.IGNORECASE)
     if match is None:
         raise UsageError(f"{option} takes a duration such as 30, 0.5, 90s, 5m or 1h, not {text!r}")
     seconds = float(match[1]) * _DURATION_UNITS[(match[2] or "s").lower()]
@@ -89,6 +90,13 @@ def whole_number(text: str, option: str) -> int:
     if number < 0:
         raise UsageError(f"{option} must not be negative")
     return number
+
+
+def port(text: str, option: str) -> int:
+    """A TCP/UDP port number, 1-65535."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"{option} takes a port number from 1 to 65535, not {text!r}")
+    return int(text)
 
 
 def count_from(minimum: int) -> Callable[[str, str], int]:

@@ -17,7 +17,16 @@ import threading
 from pathlib import Path
 
 from bgr import guard_api as bgr
-from bgr.guard_api import BgrError, Desired, GitError, ProcessRecord, file_size, format_size, open_registry
+from bgr.guard_api import (
+    BgrError,
+    Desired,
+    GitError,
+    NoRegistry,
+    ProcessRecord,
+    file_size,
+    format_size,
+    open_registry,
+)
 from guard import policy
 from guard.keeper import Keeper
 from guard.options import MAX_PULL_WAIT, TargetKind
@@ -42,7 +51,11 @@ class Jobs:
     def rows(self) -> list[ProcessRecord]:
         """The rows this guard is responsible for (NAME: that row, even when stopped)."""
         target = self.options.target
-        with open_registry(self.options.db) as reg:
+        try:
+            reg = open_registry(self.options.db)
+        except NoRegistry:
+            return []  # not yet: the first start creates it
+        with reg:
             if target.kind is TargetKind.NAME:
                 record = reg.get(target.value)
                 return [record] if record is not None else []
@@ -118,10 +131,15 @@ class Jobs:
                 if self.stopping.is_set():
                     return
                 if file_size(path) <= self.options.max_log_size:
-                    continue  # the common case, without importing bgr.logfiles.backups (ctypes: ~2 MiB)
+                    continue  # the common case, without importing the rotation code (ctypes: ~2 MiB)
                 try:
                     result = bgr.rotate_live(
-                        Path(path), record.name, stream, self.options.max_log_size, self.options.keep
+                        Path(path),
+                        record.name,
+                        stream,
+                        self.options.max_log_size,
+                        self.options.keep,
+                        directory=self.keeper.layout.backup_dir(),
                     )
                 except BgrError as exc:
                     log.warning("%s: %s", record.name, exc)

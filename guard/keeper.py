@@ -67,6 +67,7 @@ class Keeper:
         self.clock = clock
         self.rng = rng or random.Random()
         self.boot_id = bgr.boot_id()
+        self.layout = bgr.layout(options.db)
         self.gate = NameGate(self.check)
         self._lock = threading.Lock()
         self._codes: dict[int, tuple[int, float]] = {}  # our children's exit codes and reap times
@@ -137,38 +138,59 @@ class Keeper:
         self.reap()
         with open_registry(self.db) as reg:
             record = reg.get(name)
+            if record is not None and record.intent:
+                record = self._settle_intent(name)
+                if record is None:
+                    return
             if record is None or record.desired is Desired.STOPPED:
                 self._release(name, "deleted" if record is None else "stopped")
                 return
             self._announce(reg, record)
             now = self.clock()
             state, fresh = self.load_state(record, now)
+            if not bgr.instance_alive(record.identity):
+                # A launcher that exited and left its daemon running: that daemon is the instance now.
+                record = bgr.follow_daemon(record, db=self.db) or record
             if bgr.instance_alive(record.identity):
                 self._running(reg, record, state, fresh, now)
                 return
             if state.phase is Phase.OK:
-                if self._locked_by_bgr(name):
-                    if self._schedule is not None:
-                        self._schedule(name, BUSY_RETRY)
+                if self._busy(name):
                     return
                 state = self._died(reg, record, state, now)
+        self._act(record, state, now)
+
+    def _act(self, record: ProcessRecord, state: PolicyState, now: float) -> None:
+        """After a death: restart now, wait out the backoff, or give up (fatal)."""
         if state.phase is Phase.FATAL:
-            self._idle(name)
+            self._idle(record.name)
         elif policy.due(state, now):
             self._relaunch(record, state)
         else:
-            delay = (state.next_attempt or now) - now
-            self._idle(name)
+            self._idle(record.name)
             if self._schedule is not None:
-                self._schedule(name, delay)
+                self._schedule(record.name, (state.next_attempt or now) - now)
 
-    @staticmethod
-    def _locked_by_bgr(name: str) -> bool:
+    def _busy(self, name: str) -> bool:
+        """True (and a look again soon) while a bgr holds the name's lock: the exit we saw is its
+        doing (a --restart stopping the old instance), not a failure to count."""
         try:
-            with name_lock(name, timeout=0):
+            with name_lock(self.layout, name, timeout=0):
                 return False
         except LockHeld:
+            if self._schedule is not None:
+                self._schedule(name, BUSY_RETRY)
             return True
+
+    def _settle_intent(self, name: str) -> ProcessRecord | None:
+        """The row once an operation in flight is over: None while a bgr is still at it (look
+        again soon), else what ``recover`` made of an intent its bgr or guard left unfinished."""
+        try:
+            return bgr.recover_name(name, db=self.db)
+        except LockHeld:
+            if self._schedule is not None:
+                self._schedule(name, BUSY_RETRY)
+            return None
 
     def _announce(self, reg: Registry, record: ProcessRecord) -> None:
         name = record.name

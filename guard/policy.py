@@ -45,6 +45,10 @@ class PolicyConfig:
       dependency do not retry in lockstep.
     - ``stable_after`` 10 s: a run this long ends the loop (failures reset, next restart immediate);
       misconfigured servers usually die within seconds.
+    - ``restart_at_once_after`` 1 s: the first failure in a row of a run at least this long is
+      restarted at once, as pm2 and supervisord do after a second of uptime and Kubernetes does the
+      first time: a crash costs no backoff. The backoff starts with the next quick failure, so a
+      crash loop still never restarts faster than it.
     - ``max_failures`` 10: the 10th rapid failure in a row is FATAL, ~4 min after the first
       (1+2+...+32+60+60+60 s): rides out a database restart, yet flags a broken deploy quickly.
     - ``fatal_exit_codes`` 126/127 (not executable / not found) will not fix themselves. Fatal only
@@ -57,6 +61,7 @@ class PolicyConfig:
     max_delay: float = 60.0
     jitter: float = 0.1
     stable_after: float = 10.0
+    restart_at_once_after: float = 1.0
     max_failures: int = 10
     fatal_exit_codes: frozenset[int] = frozenset({126, 127})
 
@@ -79,6 +84,7 @@ class PolicyState:
     last_exit: int | None = None
     reason: str = ""
     started_at: float | None = None  # start of the current run; None once it has exited
+    at_once: bool = False  # this streak's first failure was restarted at once (no backoff)
 
     def to_dict(self, *, boot_id: str = "") -> dict[str, Any]:
         """JSON-safe form; ``boot_id`` tags the clock values so another boot can discard them."""
@@ -89,6 +95,7 @@ class PolicyState:
             "last_exit": self.last_exit,
             "reason": self.reason,
             "started_at": _finite(self.started_at),
+            "at_once": self.at_once,
             "boot_id": boot_id,
         }
 
@@ -131,6 +138,7 @@ class PolicyState:
             last_exit=last_exit if _is_int(last_exit) else None,
             reason=reason if isinstance(reason, str) else "",
             started_at=None if stale else started_at,
+            at_once=data.get("at_once") is True,
         )
 
 
@@ -175,15 +183,22 @@ def on_exit(
         return replace(base, reason=f"{what}; still fatal until a manual restart")
     if run is not None and run >= cfg.stable_after:
         reason = f"{what} after {run:.1f}s up; restarting now"
-        return replace(base, phase=Phase.BACKOFF, failures=0, next_attempt=now, reason=reason)
+        return replace(base, phase=Phase.BACKOFF, failures=0, next_attempt=now, reason=reason, at_once=False)
     failures = state.failures + 1
     what += " at once" if run is None else f" after {run:.1f}s"
+    first_after_a_run = state.failures == 0 and run is not None and run >= cfg.restart_at_once_after
+    if first_after_a_run and exit_code not in cfg.fatal_exit_codes and failures < cfg.max_failures:
+        reason = f"{what} (failure {failures}/{cfg.max_failures}); restarting now"
+        return replace(
+            base, phase=Phase.BACKOFF, failures=failures, next_attempt=now, reason=reason, at_once=True
+        )
     if exit_code in cfg.fatal_exit_codes:
         reason = f"{what}; this will not fix itself: fix the command, then restart"
     elif failures >= cfg.max_failures:
         reason = f"{what}: {failures} quick failures in a row; gave up until a manual restart"
     else:
-        delay = backoff_delay(cfg, failures, jitter)
+        # After a first failure that was restarted at once, the backoff starts from its base.
+        delay = backoff_delay(cfg, failures - int(state.at_once), jitter)
         reason = f"{what} (failure {failures}/{cfg.max_failures}); retry in {delay:.1f}s"
         return replace(base, phase=Phase.BACKOFF, failures=failures, next_attempt=now + delay, reason=reason)
     return replace(base, phase=Phase.FATAL, failures=failures, reason=reason)
@@ -200,7 +215,7 @@ def settle(state: PolicyState, cfg: PolicyConfig, *, now: float) -> PolicyState:
     up = _since(state.started_at, now)
     if state.phase is not Phase.OK or not state.failures or up is None or up < cfg.stable_after:
         return state
-    return replace(state, failures=0, reason=f"running; stable after {up:.0f}s")
+    return replace(state, failures=0, at_once=False, reason=f"running; stable after {up:.0f}s")
 
 
 def reset(reason: str = "manual restart") -> PolicyState:

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from bgr import guard_api as bgr
-from bgr.guard_api import BgrError, LockHeld, Registry, file_lock, open_registry
+from bgr.guard_api import BgrError, LockHeld, NoRegistry, NotFound, Registry, file_lock, open_registry
 from guard.jobs import Jobs
 from guard.keeper import Keeper
 from guard.options import GuardOptions, TargetKind
@@ -37,7 +37,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def guard_lock(options: GuardOptions) -> Iterator[Path]:
     """Hold the one-guard-per-target lock; LockHeld names the guard that has it."""
     # Path(): bgr.paths hands out plain str paths (cheaper for the bgr CLI); wrap to use either.
-    path = Path(bgr.ensure_subdir("locks")) / options.target.lock_name(bgr.db_path(options.db))
+    layout = bgr.layout(options.db)
+    path = Path(layout.subdir("locks")) / options.target.lock_name(layout.db)
     try:
         with file_lock(path, timeout=0, held_by=f"bgr-guard for {options.target.describe()}"):
             path.write_text(f"{os.getpid()}\n")  # for the message a second guard prints
@@ -70,8 +71,17 @@ def run(options: GuardOptions) -> int:
     # to a WAL database checkpoints it and removes the WAL (fsync included): ~1 ms per close, 4 per
     # restart. One idle connection held open for the guard's life makes every other close cheap;
     # SQLite still checkpoints on its own once the WAL reaches 1000 pages.
-    with open_registry(options.db) as anchor:
-        check_target(anchor, options)
+    with contextlib.ExitStack() as stack:
+        try:
+            anchor = stack.enter_context(open_registry(options.db))
+        except NoRegistry as exc:
+            # NAME needs it now; --all and --group guard what the first start will register (a
+            # guard started at boot may come first), and the checks pick it up.
+            if options.target.kind is TargetKind.NAME:
+                raise NotFound(f"no process named {options.target.value!r}; run `bgr` to list them") from exc
+            log.warning("%s; guarding it once it exists", exc)
+        else:
+            check_target(anchor, options)
         with guard_lock(options):
             if options.once:
                 return run_once(options)
@@ -155,6 +165,10 @@ class GuardService:
             options.interval,
             noticed,
         )
+        if bgr.cgroup_base() is None:
+            # No cgroup to hold what an instance starts: a daemon that double-forks out of one the
+            # guard (re)started becomes the guard's child instead of init's, so it is still seen.
+            bgr.become_subreaper()
         self.add_jobs(datetime.now(UTC))
         self.scheduler.add_listener(lambda _event: self._woken(), EVENT_SCHEDULER_STARTED)
         self.watcher.start()

@@ -32,7 +32,7 @@ def bgr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def populated(bgr_home: Path, tmp_path: Path) -> Path:
     """A registry with one (not running) definition; returns its path."""
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(
             ProcessRecord(
                 name="known", directory=str(tmp_path), command="sleep 60",

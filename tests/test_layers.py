@@ -152,22 +152,25 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
+def imported_names(node: ast.Import | ast.ImportFrom, package: str) -> tuple[str, ...]:
+    """The modules an import statement names (``from a import b``: ``a`` and ``a.b``)."""
+    if isinstance(node, ast.Import):
+        return tuple(alias.name for alias in node.names)
+    base = node.module or ""
+    if node.level:  # relative: from .x import y
+        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join([*anchor, *([base] if base else [])])
+    return (base, *(f"{base}.{alias.name}" for alias in node.names if alias.name != "*"))
+
+
 def imports_of(file: str, tree: ast.Module) -> list[Imported]:
     """Every import in ``tree``, wherever it is (functions and TYPE_CHECKING blocks included)."""
     package = module_of(file) if file.endswith("__init__.py") else module_of(file).rpartition(".")[0]
     found: list[Imported] = []
 
     def visit(node: ast.AST, at_import_time: bool) -> None:
-        if isinstance(node, ast.Import):
-            names = tuple(alias.name for alias in node.names)
-            found.append(Imported(file, node.lineno, names, at_import_time, node))
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: from .x import y
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
-            names = (base, *(f"{base}.{alias.name}" for alias in node.names if alias.name != "*"))
-            found.append(Imported(file, node.lineno, names, at_import_time, node))
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(Imported(file, node.lineno, imported_names(node, package), at_import_time, node))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             for child in ast.iter_child_nodes(node):
                 visit(child, False)
@@ -361,10 +364,9 @@ class Rule:
         return self.check.__name__
 
 
-# bgr/watch/inotify.py (inotify_available) and bgr/logfiles/rotation.py (_fallocate) still test
-# sys.platform themselves instead of asking bgr.proc.host; the list pins them, so a fix fails
-# this test until the list is emptied, and a new one fails it at once.
-PLATFORM_BRANCHES_TODAY = frozenset({"bgr/watch/inotify.py", "bgr/logfiles/rotation.py"})
+# None today: bgr/watch/inotify.py and bgr/logfiles/rotation.py probe for what they need (the
+# kernel's inotify settings, libc's fallocate) instead of naming the platform.
+PLATFORM_BRANCHES_TODAY: frozenset[str] = frozenset()
 
 LAZY = "\n\ndef _late() -> None:\n    {}\n"
 

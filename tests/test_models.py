@@ -18,7 +18,7 @@ def test_a_record_built_with_defaults_renders_as_json_and_round_trips(bgr_home: 
     fresh = ProcessRecord(name="n", directory="/", command="true", stdout="/o", stderr="/e")
     shown = json.loads(output.to_json(output.as_dict(ProcessInfo(fresh, Status.STOPPED, None), details=True)))
     assert shown["guard"] == {} and shown["events"] == [] and shown["env_keys"] == []
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(fresh)
         again = reg.require("n")
     assert again.env == {} and again.guard == {} and again.events == ()

@@ -55,6 +55,8 @@ def test_an_existing_state_directory_with_loose_permissions_is_tightened(
     bgr_home.mkdir(mode=0o755)
     bgr_home.chmod(0o755)
     assert run_bgr(cwd=tmp_path).returncode == 0
+    assert mode(bgr_home) == 0o755  # a listing only reads: it changes nothing
+    assert run_bgr("--name", "t", "--command", "true", "--wait", "0", cwd=tmp_path).returncode == 0
     assert mode(bgr_home) == 0o700
 
 
@@ -62,12 +64,16 @@ def test_a_state_directory_that_is_a_symlink_is_refused(tmp_path: Path, bgr_home
     real = tmp_path / "real"
     real.mkdir()
     bgr_home.symlink_to(real)
-    elsewhere = ["--db", str(tmp_path / "o.sqlite"), "--name", "y", "--command", "sleep 60"]
-    for argv in ([], ["--name", "x", "--command", "sleep 60"], elsewhere):
+    for argv in ([], ["--name", "x", "--command", "sleep 60"], ["x", "--logs"]):
         done = run_bgr(*argv, cwd=tmp_path)
         assert done.returncode == 7
         assert_one_error_line(done.stderr)
         assert "symlink" in done.stderr and str(bgr_home) in done.stderr
+    assert list(real.iterdir()) == []
+    # A registry elsewhere keeps its files beside it (o.d/), so the state directory is not used.
+    elsewhere = ["--db", str(tmp_path / "o.sqlite"), "--name", "y", "--command", "true", "--wait", "0"]
+    assert run_bgr(*elsewhere, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "o.d" / "y-out.txt").exists()
     assert list(real.iterdir()) == []
 
 
@@ -193,13 +199,17 @@ def test_db_name_and_db_select_the_registry(
     assert main(capsys, "--db", db, "--name", "b", "--command", "echo hi; exec sleep 60")[0] == 0
     assert [d["name"] for d in listing(capsys, "--db", db)] == ["b"]
     assert main(capsys, "b", "--db", db)[0] == 0
-    wait_for(lambda: read(bgr_home / "b-out.txt"), what="output")
+    # That registry's logs are its own (elsewhere.d/), never beside another registry's.
+    wait_for(lambda: read(tmp_path / "elsewhere.d" / "b-out.txt"), what="output")
+    assert not (bgr_home / "b-out.txt").exists()
     assert "hi" in main(capsys, "b", "--logs", "--db", db)[1]
     assert main(capsys, "b", "--restart", "--db", db, "--grace", "0.5")[0] == 0
     assert main(capsys, "--stop", "b", "--db", db, "--grace", "0.5")[0] == 0
     assert main(capsys, "--clean", "--db", db)[0] == 0
     assert listing(capsys, "--db", db) == []
-    assert main(capsys, "b")[0] == 3  # never in the default registry
+    # Never in the default registry, which does not even exist: reading does not create it.
+    code, out, _ = main(capsys, "b")
+    assert code == 0 and out.startswith("no registry at") and not (bgr_home / "bgr.sqlite").exists()
     assert main(capsys, "--nuke", "--db", db)[0] == 0
     monkeypatch.setenv("DB_NAME", "x")
     assert main(capsys, "--delete", "a", "--grace", "0.5")[0] == 0

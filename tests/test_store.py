@@ -47,7 +47,7 @@ def test_round_trip_keeps_every_field_and_env_values_losslessly() -> None:
         guard={"phase": "backoff", "failures": [1, 2]},
         events=({"at": 1.0, "event": "started", "detail": "pid 123"},),
     )
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         stored = reg.put(original)
         loaded = reg.get("web")
     assert loaded == stored
@@ -60,7 +60,7 @@ def test_round_trip_keeps_every_field_and_env_values_losslessly() -> None:
 
 
 def test_update_with_instance_applies_only_while_the_row_describes_it() -> None:
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(record(instance="first", exit_code=None))
         assert reg.update("web", instance="other", exit_code=1) is None
         got = reg.get("web")
@@ -73,7 +73,7 @@ def test_update_with_instance_applies_only_while_the_row_describes_it() -> None:
 
 
 def test_events_are_capped_newest_last() -> None:
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(record())
         for i in range(store.EVENTS_KEPT + 5):
             reg.add_event("web", "tick", str(i))
@@ -86,7 +86,7 @@ def test_events_are_capped_newest_last() -> None:
 
 
 def test_all_filters_by_group_and_sorts_by_name_require_and_delete() -> None:
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         for name, group in (("c", "api"), ("a", None), ("b", "api")):
             reg.put(record(name, group=group))
         assert [r.name for r in reg.all()] == ["a", "b", "c"]
@@ -100,7 +100,7 @@ def test_all_filters_by_group_and_sorts_by_name_require_and_delete() -> None:
 
 
 def test_transaction_rolls_back_when_the_block_fails() -> None:
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(record())
         with pytest.raises(RuntimeError), reg.transaction() as conn:
             conn.execute("DELETE FROM processes")
@@ -109,7 +109,7 @@ def test_transaction_rolls_back_when_the_block_fails() -> None:
 
 
 def test_json_columns_are_checked_by_the_database() -> None:
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(record())
         with pytest.raises(RegistryError, match="CHECK constraint"), reg.transaction() as conn:
             conn.execute("UPDATE processes SET env = 'not json' WHERE name = 'web'")
@@ -118,7 +118,7 @@ def test_json_columns_are_checked_by_the_database() -> None:
 def test_new_registry_is_private_wal_and_versioned_even_with_umask_000(bgr_home: Path) -> None:
     old = os.umask(0)
     try:
-        with store.open_registry() as reg:
+        with store.open_registry(create=True) as reg:
             reg.put(record())
             db = reg.path
             modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in bgr_home.iterdir() if p.is_file()}
@@ -134,7 +134,7 @@ def test_new_registry_is_private_wal_and_versioned_even_with_umask_000(bgr_home:
 
 
 def test_registry_from_a_newer_bgr_is_refused_and_left_alone(bgr_home: Path) -> None:
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(record())
         db = reg.path
     conn = sqlite3.connect(db)
@@ -142,7 +142,7 @@ def test_registry_from_a_newer_bgr_is_refused_and_left_alone(bgr_home: Path) -> 
     conn.close()
     before = registry_snapshot(db)
     with pytest.raises(RegistryError, match="newer bgr"):
-        store.open_registry()
+        store.open_registry(create=True)
     assert registry_snapshot(db) == before
 
 
@@ -152,7 +152,7 @@ def test_corrupt_registry_is_refused_and_left_alone(bgr_home: Path) -> None:
     garbage = b"this is not a database\0" * 400
     db.write_bytes(garbage)
     with pytest.raises(RegistryError, match="corrupt"):
-        store.open_registry()
+        store.open_registry(create=True)
     assert db.read_bytes() == garbage
 
 
@@ -163,7 +163,7 @@ def test_someone_elses_sqlite_database_is_refused(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with pytest.raises(RegistryError, match="did not create"):
-        store.open_registry(str(db))
+        store.open_registry(str(db), create=True)
     conn = sqlite3.connect(db)
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     conn.close()
@@ -174,13 +174,13 @@ def test_locked_registry_gives_a_clear_error_and_reads_still_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         reg.put(record())
         db = reg.path
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with store.open_registry() as reg:
+        with store.open_registry(create=True) as reg:
             # WAL: a listing keeps working while a writer holds the lock.
             assert reg.get("web") is not None
             with pytest.raises(RegistryError, match="locked"):
@@ -190,13 +190,13 @@ def test_locked_registry_gives_a_clear_error_and_reads_still_work(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    with store.open_registry() as reg:
+    with store.open_registry(create=True) as reg:
         assert [r.name for r in reg.all()] == ["web"]
 
 
 def test_missing_registry_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="is missing"):
-        store.open_registry(str(tmp_path / "nope" / "x.sqlite"))
+        store.open_registry(str(tmp_path / "nope" / "x.sqlite"), create=True)
     assert not (tmp_path / "nope").exists()
 
 

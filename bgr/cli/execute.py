@@ -13,6 +13,7 @@ from bgr import __version__, paths
 from bgr.cli import output, rules
 from bgr.cli.options import TABLE
 from bgr.core import queries
+from bgr.errors import NoRegistry
 
 
 def execute(command: rules.Command) -> int:
@@ -32,7 +33,11 @@ def _version(command: rules.Version) -> int:
 
 
 def _list(command: rules.ListProcesses) -> int:
-    infos = queries.list_processes(db=command.db, group=command.group)
+    try:
+        infos = queries.list_processes(db=command.db, group=command.group, missing_ok=False)
+    except NoRegistry as exc:
+        output.emit("[]" if command.as_json else str(exc))
+        return 0
     if command.as_json:
         output.emit(output.to_json([output.as_dict(i, show_env=command.show_env) for i in infos]))
     else:
@@ -41,7 +46,11 @@ def _list(command: rules.ListProcesses) -> int:
 
 
 def _show(command: rules.ShowProcess) -> int:
-    info = queries.get(command.name, db=command.db)
+    try:
+        info = queries.get(command.name, db=command.db)
+    except NoRegistry as exc:
+        output.emit(str(exc))
+        return 0
     if command.as_json:
         output.emit(output.to_json(output.as_dict(info, show_env=command.show_env, details=True)))
     else:
@@ -52,7 +61,11 @@ def _show(command: rules.ShowProcess) -> int:
 def _logs(command: rules.ShowLogs) -> int:
     from bgr.logfiles import reading
 
-    files = queries.log_paths(command.name, db=command.db, stream=command.stream)
+    try:
+        files = queries.log_paths(command.name, db=command.db, stream=command.stream)
+    except NoRegistry as exc:
+        output.emit(str(exc))
+        return 0
     # Tail up to the size seen now and follow from exactly there: no line missed or shown twice.
     ends = {label: paths.file_size(path) for label, path in files}
     for label, path in files:

@@ -6,6 +6,7 @@ usage text (``bgr --help``) and the fast parse path from it.
 
 from __future__ import annotations
 
+from bgr import units
 from bgr.cli.table import Table, flag, many, positional, value
 from bgr.record import Record
 from bgr.units import seconds, whole_number
@@ -28,12 +29,16 @@ class Args(Record):
     group: str | None = value("--group", "GROUP", "Group for --filter (default: $BGR_GROUP).")
     stdout: str | None = value("--stdout", "PATH", "stdout log (default: ~/.bgr/NAME-out.txt).")
     stderr: str | None = value("--stderr", "PATH", "stderr log (default: ~/.bgr/NAME-err.txt).")
+    port: tuple[int, ...] = many(
+        "--port", "N", "A port it listens on (--force frees it); repeat for more.", convert=units.port
+    )
     force: bool = flag("--force", "Restart NAME if it runs, and stop your listeners on its ports.")
     fetch: bool = flag("--fetch", "git pull --ff-only in DIR before every start (remembered).")
     wait: float | None = value(
         "--wait",
         "SECONDS",
-        "Watch the new process this long; fail if it exits (default: 0.01).",
+        "Watch the new process until it settles, at most this long; fail\n"
+        "if it exits (default: 1; 0: return at once).",
         convert=seconds,
     )
     watch: bool = flag("--watch", "Stay in the foreground and restart NAME when files change.")
@@ -84,7 +89,7 @@ TABLE = Table(
     program="bgr",
     summary="bgr - run commands as named background processes, and keep track of them.",
     usage=(
-        "[options] [--env=KEY=VALUE]... [--ignore=PATTERN]... [NAME]",
+        "[options] {repeatable} [NAME]",
         "(-h | --help)",
         "--version",
     ),

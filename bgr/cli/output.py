@@ -13,8 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bgr.models import FreedPort, ProcessInfo, StartResult, Status, StopResult
-from bgr.proc.exits import describe_exit, signal_of
+from bgr.models import FreedPort, ProcessInfo, ProcessRecord, StartResult, Status, StopResult
 from bgr.units import format_size
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
@@ -25,6 +24,7 @@ _COLOURS = {
     Status.RUNNING: "32",  # green
     Status.STOPPED: "90",  # grey
     Status.EXITED: "90",
+    Status.STARTING: "33",
     Status.CRASHED: "31",  # red
     Status.BACKOFF: "33",  # yellow
     Status.FATAL: "1;31",  # bold red
@@ -105,6 +105,11 @@ def as_dict(info: ProcessInfo, *, show_env: bool = False, details: bool = False)
         "fetch": record.fetch,
         "env_keys": sorted(env),
         "guard": dict(record.guard),
+        "declared_ports": list(record.ports),
+        "seen_ports": list(record.seen_ports),
+        "members": [pid for pid, _ in record.members],
+        "cgroup": record.cgroup,
+        "intent": dict(record.intent),
     }
     if show_env:
         data["env"] = env
@@ -189,6 +194,17 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
         if info.cpu_percent is not None:
             facts.append(("cpu", f"{info.cpu_percent:.1f}% (average since start)"))
         facts.append(("ports", ", ".join(map(str, info.ports)) or "-"))
+        facts.append(("tracked by", tracking(record)))
+    if record.ports or record.seen_ports:
+        facts.append(("its ports", _its_ports(record)))
+    if record.intent:
+        facts.append(
+            (
+                "interrupted",
+                f"a {record.intent.get('op', 'start')} of instance {record.intent.get('instance')} did not "
+                "finish; the next bgr command on this name (or bgr-guard) adopts or clears it",
+            )
+        )
     guard = record.guard
     if guard:
         facts.append(("guard", ", ".join(f"{k}={v}" for k, v in sorted(guard.items()))))
@@ -207,6 +223,28 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
     return "\n".join(lines)
 
 
+def tracking(record: ProcessRecord) -> str:
+    """How bgr finds every process of the instance, and what that cannot see."""
+    if record.cgroup:
+        return f"its cgroup {record.cgroup} (nothing it starts can leave it)"
+    parts = [f"process group {record.pgid}"]
+    if record.members:
+        parts.append(f"pids {', '.join(str(pid) for pid, _ in record.members)} (left the group)")
+    parts.append("its environment marker")
+    return (
+        ", ".join(parts) + "; no cgroup here, so a process that leaves the group and overwrites its "
+        "environment after the start window is not seen (see README: daemons)"
+    )
+
+
+def _its_ports(record: ProcessRecord) -> str:
+    declared = ", ".join(map(str, record.ports))
+    seen = ", ".join(str(p) for p in record.seen_ports if p not in record.ports)
+    return "; ".join(
+        filter(None, (f"{declared} (--port)" if declared else "", f"{seen} (seen)" if seen else ""))
+    )
+
+
 def started(result: StartResult, *, replaced: bool | None = None) -> str:
     """``started web (pid 4242); logs: ...``, after what a --fetch pull and --force did."""
     info = result.info
@@ -215,7 +253,15 @@ def started(result: StartResult, *, replaced: bool | None = None) -> str:
     if result.pulled:
         lines.append(f"git: {result.pulled}")
     lines.extend(_freed(f) for f in result.freed)
-    lines.append(f"{verb} {info.name} (pid {info.record.pid}); logs: bgr {info.name} --logs")
+    name = info.name
+    if result.how == "finished":
+        lines.append(f"{name} ran and finished at once (exit code 0); it is not running: bgr {name} --logs")
+    elif result.how == "daemonized":
+        lines.append(
+            f"{verb} {name} (pid {info.record.pid}, daemonized: its launcher exited); logs: bgr {name} --logs"
+        )
+    else:
+        lines.append(f"{verb} {name} (pid {info.record.pid}); logs: bgr {name} --logs")
     return "\n".join(lines)
 
 
@@ -263,6 +309,8 @@ def cleaned(removed: Sequence[str], *, as_json: bool) -> str:
 
 def ended(code: int | None) -> str:
     """How a process ended, as the end of a sentence about it: ``crashed with exit code 3``."""
+    from bgr.proc.exits import describe_exit, signal_of
+
     if code is None:
         return f"stopped running ({describe_exit(code)})"
     if signal_of(code):

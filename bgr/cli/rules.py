@@ -117,7 +117,7 @@ Command = (
 
 _CONTROLS = ("restart", "stop", "delete", "clean", "nuke")
 # The options that change a stored definition (a --restart refuses them).
-_DEFINITION = ("command", "directory", "config", "env", "group", "stdout", "stderr", "fetch")
+_DEFINITION = ("command", "directory", "config", "env", "group", "stdout", "stderr", "port", "fetch")
 
 
 def command(args: Args) -> Command:
@@ -266,6 +266,7 @@ def _request(args: Args, name: str) -> StartRequest:
         stderr=args.stderr,
         fetch=True if args.fetch else None,
         force=args.force,
+        ports=args.port or None,
     )
 
 

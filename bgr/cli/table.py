@@ -71,9 +71,16 @@ def value(
     return Option(VALUE, long, metavar, help, short, heading, convert)
 
 
-def many(long: str, metavar: str, help: str, *, heading: str | None = None) -> Any:
-    """A field holding every value of a repeatable ``long``, as a tuple."""
-    return Option(MANY, long, metavar, help, None, heading)
+def many(
+    long: str,
+    metavar: str,
+    help: str,
+    *,
+    heading: str | None = None,
+    convert: Callable[[str, str], Any] | None = None,
+) -> Any:
+    """A field holding every value of a repeatable ``long`` (each converted), as a tuple."""
+    return Option(MANY, long, metavar, help, None, heading, convert)
 
 
 def positional(metavar: str, help: str = "", *, heading: str | None = None, convert: Any = None) -> Any:
@@ -94,7 +101,7 @@ class Table:
         *,
         program: str,
         summary: str,
-        usage: Sequence[str],
+        usage: Sequence[str],  # patterns; ``{repeatable}`` stands for every repeatable option
         epilog: str = "",
     ) -> None:
         self.record = record
@@ -106,7 +113,7 @@ class Table:
         self.options = tuple(declared.values())
         self.field_of = {option.long: field for field, option in declared.items()}
         defaults = tuple(option.empty for option in self.options)
-        record.__new__.__defaults__ = defaults
+        # Records read their defaults from here when built: this makes ``Args()`` "nothing given".
         record._field_defaults = dict(zip(declared, defaults, strict=True))  # type: ignore[attr-defined]
         by_kind: dict[str, frozenset[str]] = {
             kind: frozenset(o.long for o in self.options if o.kind == kind) for kind in _EMPTY
@@ -119,7 +126,9 @@ class Table:
     def usage(self) -> str:
         """The docopt usage text, which is also ``--help``."""
         lines = [self._summary, "", "Usage:"]
-        lines += [f"  {self.program} {pattern}" for pattern in self._usage]
+        # docopt collects a repeated option only where the pattern says ``[--x=V]...``.
+        repeatable = " ".join(f"[{o.long}={o.metavar}]..." for o in self.options if o.kind == MANY)
+        lines += [f"  {self.program} {pattern.format(repeatable=repeatable)}" for pattern in self._usage]
         for option in self.options:
             if option.heading is not None:
                 lines += ["", f"{option.heading}:"] if option.heading else [""]
@@ -139,9 +148,11 @@ class Table:
         values = {}
         for option in self.options:
             raw = given.get(option.long, option.empty)
-            if option.convert is not None and isinstance(raw, str):
+            if option.kind == MANY:
+                raw = tuple(raw if option.convert is None else (option.convert(v, option.long) for v in raw))
+            elif option.convert is not None and isinstance(raw, str):
                 raw = option.convert(raw, option.long)
-            values[self.field_of[option.long]] = tuple(raw) if option.kind == MANY else raw
+            values[self.field_of[option.long]] = raw
         return self.record(**values)
 
     def from_docopt(self, parsed: Mapping[str, Any]) -> Any:

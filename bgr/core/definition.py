@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Mapping
 
 from bgr import paths
 from bgr.errors import UsageError
 from bgr.models import ProcessRecord, StartRequest
-from bgr.store import EVENTS_KEPT
+from bgr.store import append_event
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
@@ -25,9 +24,8 @@ ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def with_event(record: ProcessRecord | None, kind: str, detail: str = "") -> tuple[Mapping[str, Any], ...]:
-    """The record's event history with one more entry, trimmed to the newest ``EVENTS_KEPT``."""
-    old = record.events if record else ()
-    return (*old, {"at": time.time(), "event": kind, "detail": detail})[-EVENTS_KEPT:]
+    """The record's event history with one more entry, trimmed (``store.append_event``)."""
+    return append_event(record.events if record else (), kind, detail)
 
 
 def _check_directory(directory: str) -> None:
@@ -50,8 +48,9 @@ def _load_config(directory: str, explicit: str | None) -> tuple[str | None, dict
     return (str(path) if explicit else None), config.load_env(path)
 
 
-def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
-    """Merge a request into the stored definition (new values win) and validate everything."""
+def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layout) -> ProcessRecord:
+    """Merge a request into the stored definition (new values win) and validate everything; new
+    default log paths go in ``layout``'s folder."""
     name = paths.validate_name(req.name)
     group = req.group
     if group is not None:
@@ -62,7 +61,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
         if command is None:
             raise UsageError(f"no process named {name!r}; give --command to start a new one")
         directory = paths.absolute(req.directory) if req.directory else paths.current_directory()
-        out_default, err_default = paths.default_log_paths(name)
+        out_default, err_default = layout.log_paths(name)
         record = ProcessRecord(
             name=name,
             directory=directory,
@@ -73,6 +72,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
             env=dict(req.env),
             fetch=bool(req.fetch),
             search_path=os.environ.get("PATH"),
+            ports=tuple(req.ports or ()),
         )
     else:
         record = existing._replace(
@@ -84,6 +84,7 @@ def build(existing: ProcessRecord | None, req: StartRequest) -> ProcessRecord:
             env={**existing.env, **req.env},
             fetch=existing.fetch if req.fetch is None else req.fetch,
             search_path=os.environ.get("PATH") or existing.search_path,
+            ports=existing.ports if req.ports is None else tuple(req.ports),
         )
     if not record.command.strip():
         raise UsageError('the command is empty; pass --command "what to run"')

@@ -1,24 +1,38 @@
-"""Use cases that launch: start and restart, and the guard's restart and exit bookkeeping.
+"""Use cases that launch: start and restart, the guard's restart, and recovering from a crashed start.
 
 Each one opens the registry, takes the per-name lock around check → spawn → record (so concurrent
-``bgr --name same`` calls give one process and one row), and keeps database transactions tiny: nothing
-slow happens while the database is locked. The CLI, the Python API and ``bgr-guard`` all come here;
-stopping and forgetting are in ``teardown``, the read-only queries in ``status``.
+``bgr --name same`` calls give one process and one row), and keeps database transactions tiny:
+nothing slow happens while the database is locked.
+
+No instance is ever unaccounted for: before it spawns, a launch records its *intent* (the new
+instance's id, and who is launching) in the row; the spawn, the cgroup and every process of the
+instance carry that id; recording the instance clears the intent in the same write. A bgr or guard
+that dies in between leaves the intent behind, and the next one to take the name's lock adopts
+what it started (:func:`recover`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
-from bgr import paths
-from bgr.core import definition
+from bgr import crashpoints, paths
+from bgr.core import definition, startup
 from bgr.core.queries import is_running
 from bgr.core.teardown import stop_records
-from bgr.errors import AlreadyRunning, SpawnError
-from bgr.models import Desired, FreedPort, ProcessInfo, ProcessRecord, StartRequest, StartResult, Status
-from bgr.proc import spawn, stopper
+from bgr.errors import AlreadyRunning, PortInUse
+from bgr.models import (
+    Desired,
+    FreedPort,
+    Identity,
+    ProcessInfo,
+    ProcessRecord,
+    StartRequest,
+    StartResult,
+    Status,
+)
+from bgr.proc import cgroups, host, identity, spawn, stopper
 from bgr.proc.locks import name_lock
-from bgr.proc.ports import instance_pids, kill_listeners, listeners_on, listening_ports
 from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import Registry, open_registry
 
@@ -26,121 +40,9 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 
-# How long a start watches its child by default: long enough for the shell's own quick failures
-# (a syntax error, a command that fails at once: 2-6 ms here), short enough that a start stays
-# fast. A command the shell cannot find or execute (127, 126) is waited for whatever the window:
-# see spawn.cannot_exec. A crash during the program's own startup (a Python import error: 30-150
-# ms) needs `--wait`.
-STARTUP_WINDOW = 0.01
-# How long to wait for a child that is sure to exit 127/126 (it takes ~2 ms on an idle machine).
-_CERTAIN_FAILURE_WAIT = 2.0
-_TAIL_LINES = 10
-
-
-def _declared_ports(record: ProcessRecord) -> set[int]:
-    value = record.child_env().get("PORT", "")
-    return {int(value)} if value.isdigit() and 0 < int(value) < 65536 else set()
-
-
-def _launch(
-    reg: Registry,
-    record: ProcessRecord,
-    existing: ProcessRecord | None,
-    *,
-    reason: str,
-    backup_logs: bool,
-) -> ProcessRecord:
-    """Spawn ``record`` and store the new instance. Caller holds the name lock."""
-    _check_writable(reg)
-    if existing is not None and backup_logs:
-        from bgr.logfiles import backups
-
-        backups.move_to_backup(existing.stdout, existing.name, "out")
-        if existing.stderr != existing.stdout:
-            backups.move_to_backup(existing.stderr, existing.name, "err")
-    definition.check_log_directories(record)
-    started = spawn.spawn(
-        name=record.name,
-        command=record.command,
-        directory=record.directory,
-        stdout=record.stdout,
-        stderr=record.stderr,
-        overlay=record.child_env(),
-        search_path=record.search_path,
-        group=record.group,
-    )
-    launched = record._replace(
-        desired=Desired.RUNNING,
-        pid=started.identity.pid,
-        pgid=started.identity.pgid,
-        start_token=started.identity.token,
-        instance=started.identity.instance,
-        started_at=started.started_at,
-        stopped_at=None,
-        exit_code=None,
-        restarts=record.restarts + (1 if existing is not None else 0),
-        events=definition.with_event(existing, reason, f"pid {started.pid}"),
-    )
-    try:
-        return reg.put(launched)
-    except BaseException:
-        # An instance nobody recorded could never be stopped by bgr: take it down again.
-        _abandon(started)
-        raise
-
-
-def _check_writable(reg: Registry) -> None:
-    """Fail before anything is stopped, pulled, moved or spawned when the registry cannot be
-    written (locked, read-only): bgr would otherwise act and then be unable to record it."""
-    with reg.transaction():
-        pass
-
-
-def _abandon(started: spawn.Spawned) -> None:
-    """Kill a just-spawned instance (its group, which cannot be reused while we hold the unreaped
-    leader) and reap it."""
-    leader = stopper.Target(started.pid, started.identity.token or "")
-    stopper.stop_targets([stopper.StopTarget(pgid=started.identity.pgid, members=(leader,))], 0)
-    spawn.wait_exit(started.pid, 1.0)
-
-
-def _watch_startup(reg: Registry, record: ProcessRecord, window: float) -> None:
-    """Report a child that dies inside the startup window, with its stderr tail; keep the row."""
-    if window <= 0 or record.pid is None:
-        return
-    search_path = spawn.child_path(record.child_env(), record.search_path)
-    if spawn.cannot_exec(record.command, record.directory, search_path):
-        window = max(window, _CERTAIN_FAILURE_WAIT)
-    # The window counts from the spawn: recording the row already used part of it.
-    elapsed = time.time() - (record.started_at or time.time())
-    code = spawn.wait_exit(record.pid, min(window, max(0.0, window - elapsed)))
-    if code is None:
-        return
-    reg.update(record.name, instance=record.instance, exit_code=code, stopped_at=time.time())
-    from bgr.logfiles import reading
-
-    tail = "".join(reading.tail(record.stderr, _TAIL_LINES)).rstrip("\n")
-    if code == 127:
-        what = "command not found (exit 127)"
-    elif code == 126:
-        what = "command not executable or directory unusable (exit 126)"
-    elif code > 128:
-        what = f"killed by signal {code - 128}"
-    else:
-        what = f"exit code {code}"
-    raise SpawnError(
-        f"{record.name} exited right after starting: {what}; the definition is kept "
-        f"(fix it, then `bgr {record.name} --restart`)",
-        details=tail,
-    )
-
-
-def _free_ports(ports: set[int], grace: float) -> tuple[FreedPort, ...]:
-    if not ports:
-        return ()
-    listeners = listeners_on(ports)
-    stopped = kill_listeners(listeners, grace)
-    return tuple(FreedPort(li.port, li.pid, li.command) for li in stopped)
+STARTUP_WINDOW = startup.STARTUP_WINDOW
+# Backups of the logs a (re)start moves aside, kept per name and stream (bgr-guard --keep, too).
+DEFAULT_KEEP = 10
 
 
 def start(
@@ -156,10 +58,15 @@ def start(
     with its stored definition, updated by whatever the request sets.
     """
     name = paths.validate_name(request.name)
-    with open_registry(db) as reg:
-        with name_lock(name):
-            existing = reg.get(name)
-            record = definition.build(existing, request)
+    with open_registry(db, create=True) as reg:
+        with name_lock(reg.layout, name) as held:
+            try:
+                existing = recover(reg, reg.get(name))
+                record = definition.build(existing, request, reg.layout)
+            except BaseException:
+                if reg.get(name) is None:
+                    held.forget()  # a name that never came to exist leaves no lock file
+                raise
             running = existing is not None and is_running(existing)
             if running and not request.force:
                 assert existing is not None
@@ -169,30 +76,15 @@ def start(
                 )
             _check_writable(reg)
             pulled = _pull(record) if record.fetch else None
-            ports: set[int] = set()
-            if request.force:
-                ports = _declared_ports(record)
-                if running and existing is not None:
-                    ports |= set(listening_ports(instance_pids(existing.identity)))
-            if running and existing is not None:
-                stop_records([existing], grace)
-            freed = _free_ports(ports, grace) if request.force else ()
+            ports = _ports_to_free(record, existing, running) if request.force else set()
+            _check_ports(ports)  # another user's listener: refused before anything is stopped
+            if existing is not None:
+                stop_records([existing], grace, reg.registry_id)
+            freed = _free_ports(ports, grace)  # what still listens now is a stray of ours
             reason = "started" if existing is None else ("restarted" if running else "started again")
             launched = _launch(reg, record._replace(guard={}), existing, reason=reason, backup_logs=True)
-        _watch_startup(reg, launched, startup_window)
-        return StartResult(info=_started(launched), replaced=running, freed=freed, pulled=pulled)
-
-
-def _started(record: ProcessRecord) -> ProcessInfo:
-    # It survived the startup window (or it would have raised): running. No /proc scan for figures
-    # nobody prints right after a start (bgr NAME shows them).
-    return ProcessInfo(record=record, status=Status.RUNNING, exit_code=None)
-
-
-def _pull(record: ProcessRecord) -> str:
-    from bgr import git
-
-    return git.pull_if_clean(record.directory).summary
+        outcome = startup.watch(reg, launched, startup_window)
+        return _result(outcome, replaced=running, freed=freed, pulled=pulled)
 
 
 def restart(
@@ -208,30 +100,22 @@ def restart(
 
     ``pull=False`` skips the ``--fetch`` pull (bgr-guard restarts after a pull it just did)."""
     name = paths.validate_name(name)
+    if force:
+        with open_registry(db) as reg:
+            reg.require(name)
+        return start(StartRequest(name=name, force=True), db=db, grace=grace, startup_window=startup_window)
     with open_registry(db) as reg:
-        reg.require(name)
-    return (
-        start(StartRequest(name=name, force=True), db=db, grace=grace, startup_window=startup_window)
-        if force
-        else _restart(name, db, grace, startup_window, pull=pull)
-    )
-
-
-def _restart(
-    name: str, db: str | None, grace: float, startup_window: float, *, pull: bool = True
-) -> StartResult:
-    with open_registry(db) as reg:
-        with name_lock(name):
-            existing = reg.require(name)
-            record = definition.build(existing, StartRequest(name=name))
+        with name_lock(reg.layout, name):
+            existing = recover(reg, reg.require(name))
+            assert existing is not None
+            record = definition.build(existing, StartRequest(name=name), reg.layout)
             _check_writable(reg)
             pulled = _pull(record) if record.fetch and pull else None
             running = is_running(existing)
-            if running:
-                stop_records([existing], grace)
+            stop_records([existing], grace, reg.registry_id)
             launched = _launch(reg, record._replace(guard={}), existing, reason="restarted", backup_logs=True)
-        _watch_startup(reg, launched, startup_window)
-        return StartResult(info=_started(launched), replaced=running, pulled=pulled)
+        outcome = startup.watch(reg, launched, startup_window)
+        return _result(outcome, replaced=running, pulled=pulled)
 
 
 def guard_restart(
@@ -243,21 +127,18 @@ def guard_restart(
     Logs are appended to, not moved: a crash loop would otherwise scatter its output over backups.
     The stored definition is re-used as is (no config re-read, no git pull).
     """
-    with open_registry(db) as reg, name_lock(name):
+    with open_registry(db) as reg, name_lock(reg.layout, name):
         current = reg.get(name)
         if (
             current is None
+            or current.intent
             or current.desired is not Desired.RUNNING
             or current.instance != dead_instance
             or is_running(current)
         ):
             return None
         return _launch(
-            reg,
-            current._replace(guard=guard_state),
-            current,
-            reason="restarted by guard",
-            backup_logs=False,
+            reg, current._replace(guard=guard_state), current, reason="restarted by guard", backup_logs=False
         )
 
 
@@ -265,3 +146,233 @@ def record_exit(name: str, instance: str, exit_code: int | None, *, db: str | No
     """Note that an instance died (used by the guard, which may know the exit code)."""
     with open_registry(db) as reg:
         reg.update(name, instance=instance, exit_code=exit_code, stopped_at=time.time())
+
+
+def recover_name(name: str, *, db: str | None = None) -> ProcessRecord | None:
+    """``recover`` for the guard: LockHeld (at once) while a bgr is working on the name."""
+    with open_registry(db) as reg, name_lock(reg.layout, name, timeout=0):
+        return recover(reg, reg.get(name))
+
+
+def follow_daemon(record: ProcessRecord, *, db: str | None = None) -> ProcessRecord | None:
+    """The row after following an instance whose leader died: None unless some of it lives on (a
+    daemon its launcher left behind), in which case the eldest live process is now its leader."""
+    with open_registry(db) as reg:
+        return follow_in(reg, record)
+
+
+def follow_in(reg: Registry, record: ProcessRecord) -> ProcessRecord | None:
+    """``follow_daemon`` with an open registry."""
+    followed = startup.follow(record.identity)
+    if followed.pid == record.pid or not identity.leader_alive(followed):
+        return None
+    detail = f"the launcher (pid {record.pid}) exited; following pid {followed.pid}"
+    current = reg.get(record.name)
+    return reg.update(
+        record.name,
+        instance=record.instance,
+        pid=followed.pid,
+        pgid=followed.pgid,
+        start_token=followed.token,
+        members=followed.members,
+        events=definition.with_event(current, "daemonized", detail),
+    )
+
+
+def recover(reg: Registry, record: ProcessRecord | None) -> ProcessRecord | None:
+    """Settle an intent a crashed bgr or guard left in the row; call with the name's lock held.
+
+    Whoever recorded the intent held this lock until it cleared it, so an intent seen under the
+    lock is unfinished. Its instance is adopted when any of it runs (found by its marker or its
+    cgroup), else the intent is dropped; either way an event says so.
+    """
+    if record is None or not record.intent:
+        return record
+    instance = str(record.intent.get("instance", ""))
+    seen = identity.scan([instance]) if instance else None
+    pids = [] if seen is None else seen.marked.get(instance, [])
+    cgroup = next(
+        (c for c in cgroups.of_name(reg.registry_id, record.name) if c.endswith(f".{instance}")), None
+    )
+    pids += [p for p in cgroups.procs(cgroup) if p not in pids]
+    found = _identity_of(pids, instance, cgroup)
+    if found is None:
+        cgroups.remove(cgroup)
+        event = f"an interrupted {record.intent.get('op', 'start')} left nothing running"
+        return (
+            reg.update(record.name, intent={}, events=definition.with_event(record, "recovered", event))
+            or record
+        )
+    adopted = record._replace(
+        intent={},
+        desired=Desired.RUNNING,
+        pid=found.pid,
+        pgid=found.pgid,
+        start_token=found.token,
+        instance=instance,
+        members=found.members,
+        cgroup=cgroup,
+        started_at=float(record.intent.get("at") or time.time()),
+        stopped_at=None,
+        exit_code=None,
+    )
+    event = f"adopted pid {found.pid}, left running by an interrupted {record.intent.get('op', 'start')}"
+    return reg.put(adopted._replace(events=definition.with_event(record, "recovered", event)))
+
+
+def _identity_of(pids: list[int], instance: str, cgroup: str | None) -> Identity | None:
+    """The identity of an instance from its live processes: the eldest is its leader."""
+    tokens = {pid: token for pid in pids if (token := host.start_token(pid)) and host.is_alive(pid, token)}
+    if not tokens:
+        return None
+    leader = min(tokens, key=lambda pid: startup.start_order(tokens[pid]))
+    pgid = host.pgid_of(leader)
+    members = tuple(
+        (pid, token) for pid, token in tokens.items() if pid != leader and host.pgid_of(pid) != pgid
+    )
+    return Identity(leader, pgid, tokens[leader], instance, members, cgroup)
+
+
+def _launch(
+    reg: Registry,
+    record: ProcessRecord,
+    existing: ProcessRecord | None,
+    *,
+    reason: str,
+    backup_logs: bool,
+) -> ProcessRecord:
+    """Record the intent, spawn ``record``, record the new instance. Caller holds the name lock."""
+    _check_writable(reg)
+    if existing is not None and backup_logs:
+        _move_logs_aside(reg.layout, existing)
+    definition.check_log_directories(record)
+    instance = spawn.new_instance()
+    intent = {
+        "op": "restart" if "restarted" in reason else "start",
+        "by": "bgr-guard" if "guard" in reason else "bgr",
+        "instance": instance,
+        "pid": os.getpid(),
+        "token": host.start_token(os.getpid()),
+        "at": time.time(),
+    }
+    reg.put(record._replace(intent=intent))
+    crashpoints.reached("launch:intent")
+    cgroup = cgroups.create(reg.registry_id, record.name, instance)
+    if cgroup is None:
+        # Without a cgroup, a daemon that double-forks is reparented to us while we look, not to init.
+        host.become_subreaper()
+    started = spawn.spawn(
+        record, layout=reg.layout, instance=instance, registry_id=reg.registry_id, cgroup=cgroup
+    )
+    crashpoints.reached("launch:spawned")
+    launched = record._replace(
+        intent={},
+        desired=Desired.RUNNING,
+        pid=started.identity.pid,
+        pgid=started.identity.pgid,
+        start_token=started.identity.token,
+        instance=instance,
+        members=(),
+        cgroup=cgroup,
+        started_at=started.started_at,
+        stopped_at=None,
+        exit_code=None,
+        restarts=record.restarts + (1 if existing is not None else 0),
+        events=definition.with_event(existing, reason, f"pid {started.pid}"),
+    )
+    try:
+        recorded = reg.put(launched)
+    except BaseException:
+        # An instance nobody recorded could never be stopped by bgr: take it down again.
+        _abandon(started)
+        raise
+    crashpoints.reached("launch:recorded")
+    return recorded
+
+
+def _move_logs_aside(layout: paths.Layout, existing: ProcessRecord) -> None:
+    from bgr.logfiles import backups
+
+    directory = layout.backup_dir()
+    backups.move_to_backup(existing.stdout, existing.name, "out", DEFAULT_KEEP, directory=directory)
+    if existing.stderr != existing.stdout:
+        backups.move_to_backup(existing.stderr, existing.name, "err", DEFAULT_KEEP, directory=directory)
+
+
+def _check_writable(reg: Registry) -> None:
+    """Fail before anything is stopped, pulled, moved or spawned when the registry cannot be
+    written (locked, read-only, full): bgr would otherwise act and then be unable to record it."""
+    with reg.transaction():
+        pass
+
+
+def _abandon(started: spawn.Spawned) -> None:
+    """Kill a just-spawned instance (its group, which cannot be reused while we hold the unreaped
+    leader, and its cgroup) and reap it."""
+    leader = stopper.Target(started.pid, started.identity.token or "")
+    cgroup = (started.identity.cgroup,) if started.identity.cgroup else ()
+    stopper.stop_targets(
+        [stopper.StopTarget(pgid=started.identity.pgid, members=(leader,), cgroups=cgroup)], 0
+    )
+    spawn.wait_exit(started.pid, 1.0)
+
+
+def _ports_to_free(record: ProcessRecord, existing: ProcessRecord | None, running: bool) -> set[int]:
+    """What "its ports" are: declared with --port, $PORT, seen listening before, listening now."""
+    ports = set(record.ports)
+    value = record.child_env().get("PORT", "")
+    if value.isdigit() and 0 < int(value) < 65536:
+        ports.add(int(value))
+    if existing is not None:
+        ports |= set(existing.seen_ports)
+        if running:
+            from bgr.proc.ports import instance_pids, listening_ports
+
+            ports |= set(listening_ports(instance_pids(existing.identity)))
+    return ports
+
+
+def _check_ports(ports: set[int]) -> None:
+    """PortInUse when another user's process listens on one of ``ports``: bgr never stops those."""
+    if not ports:
+        return
+    from bgr.proc.ports import listeners_on
+
+    foreign = listeners_on(ports).foreign
+    if foreign:
+        held = ", ".join(f"{port} (pid {pid or '?'}, {who})" for port, pid, who in foreign)
+        raise PortInUse(
+            f"port {held} is held by another user's process; bgr stops only your own, so nothing was "
+            "stopped or started (ask its owner, or pick another port)"
+        )
+
+
+def _free_ports(ports: set[int], grace: float) -> tuple[FreedPort, ...]:
+    """Stop the user's own processes that still listen on ``ports`` (a copy started by hand)."""
+    if not ports:
+        return ()
+    from bgr.proc.ports import kill_listeners, listeners_on
+
+    stopped = kill_listeners(list(listeners_on(ports).own), grace)
+    return tuple(FreedPort(li.port, li.pid, li.command) for li in stopped)
+
+
+def _result(
+    outcome: startup.Outcome, *, replaced: bool, pulled: str | None, freed: tuple[FreedPort, ...] = ()
+) -> StartResult:
+    # It survived the startup window (or it would have raised): running, unless it finished. No
+    # /proc scan for figures nobody prints right after a start (bgr NAME shows them).
+    record = outcome.record
+    status = Status.EXITED if outcome.how == "finished" else Status.RUNNING
+    info = ProcessInfo(
+        record=record, status=status, exit_code=record.exit_code if outcome.how == "finished" else None
+    )
+    return StartResult(
+        info=info, replaced=replaced, freed=freed, pulled=pulled, how=outcome.how, after=outcome.after
+    )
+
+
+def _pull(record: ProcessRecord) -> str:
+    from bgr import git
+
+    return git.pull_if_clean(record.directory).summary

@@ -8,12 +8,35 @@ module imports none of the spawn, lock and stop machinery, and psutil only for o
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from bgr import paths
+from bgr.errors import LockHeld, NoRegistry, RegistryError
 from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
 from bgr.proc import host, identity
-from bgr.store import open_registry
+from bgr.store import Registry, open_registry
+
+
+def settled(reg: Registry, record: ProcessRecord) -> ProcessRecord:
+    """``record``, or what it is once settled: an intent its crashed starter left behind (what it
+    spawned is adopted), or a leader that is gone while the instance lives on (its eldest live
+    process leads now). The common row, with neither, costs one look at its leader."""
+    if record.intent:
+        if host.is_alive(record.intent.get("pid"), record.intent.get("token")):
+            return record  # a start in progress
+    elif record.pid is None or identity.leader_alive(record.identity) or not is_running(record):
+        return record
+    from bgr.core import launch
+    from bgr.proc.locks import name_lock
+
+    with contextlib.suppress(LockHeld, RegistryError), name_lock(reg.layout, record.name, timeout=0):
+        current = reg.get(record.name)
+        if current is not None and current.intent:
+            return launch.recover(reg, current) or record
+        if current is not None:
+            return launch.follow_in(reg, current) or current
+    return record
 
 
 def is_running(record: ProcessRecord) -> bool:
@@ -24,6 +47,8 @@ def is_running(record: ProcessRecord) -> bool:
 def _status(record: ProcessRecord, alive: bool) -> Status:
     if alive:
         return Status.RUNNING
+    if record.intent:
+        return Status.STARTING
     if record.desired is Desired.STOPPED:
         return Status.STOPPED
     phase = record.guard.get("phase")
@@ -56,13 +81,33 @@ def get(name: str, *, db: str | None = None, details: bool = True) -> ProcessInf
     """Everything known about one process: status, identity, figures, ports."""
     name = paths.validate_name(name)
     with open_registry(db) as reg:
-        return inspect(reg.require(name), details=details)
+        info = inspect(settled(reg, reg.require(name)), details=details)
+        remember_ports(reg, info)
+    return info
 
 
-def list_processes(*, db: str | None = None, group: str | None = None) -> list[ProcessInfo]:
-    """Every registered process (or one group's), with status and memory, sorted by name."""
-    with open_registry(db) as reg:
-        records = reg.all(group)
+def remember_ports(reg: Registry, info: ProcessInfo) -> None:
+    """Add the ports the instance listens on to the ones it was seen on (what ``--force`` frees).
+    Best effort: a registry that cannot be written (full, read-only) just does not learn them."""
+    record = info.record
+    seen = set(record.seen_ports) | set(info.ports)
+    if seen != set(record.seen_ports):
+        with contextlib.suppress(RegistryError):
+            reg.update(record.name, instance=record.instance, seen_ports=tuple(sorted(seen)))
+
+
+def list_processes(
+    *, db: str | None = None, group: str | None = None, missing_ok: bool = True
+) -> list[ProcessInfo]:
+    """Every registered process (or one group's), with status and memory, sorted by name; none
+    when there is no registry yet (``missing_ok=False``: NoRegistry)."""
+    try:
+        with open_registry(db) as reg:
+            records = [settled(reg, r) for r in reg.all(group)]
+    except NoRegistry:
+        if missing_ok:
+            return []
+        raise
     alive = {r.name: is_running(r) for r in records}
     usage = host.group_usage(r.pgid for r in records if alive[r.name] and r.pgid)
     infos = []

@@ -5,10 +5,11 @@ this module is never in the data path: it only copies and renames files, in chun
 memory whatever the log size). Live rotation, which cuts a file's head while it is written, is
 ``bgr.logfiles.rotation``.
 
-Backups live in ``paths.backup_dir()`` as ``<name>-<stream>-<YYYY-MM-DDTHH-MM-SS>[-N].txt`` (local
-time; ``-1``, ``-2``, ... when that second is taken). Concatenating a name+stream's backups
-oldest first, then the live file, gives the exact byte stream the process wrote (see
-``rotation.rotate_live`` for the one exception, the copy-then-truncate fallback).
+Backups live in a registry's backup directory (``Layout.backup_dir``) as
+``<name>-<stream>-<YYYY-MM-DDTHH-MM-SS>[-N].txt`` (local time; ``-1``, ``-2``, ... when that
+second is taken). Concatenating a name+stream's backups oldest first, then the live file, gives the
+exact byte stream the process wrote (see ``rotation.rotate_live`` for the one exception, the
+copy-then-truncate fallback).
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ def _backup_pattern(name: str, stream: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(name)}-{stream}-(\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d)(?:-(\d+))?\.txt")
 
 
-def backups(name: str, stream: str) -> list[Path]:
-    """This name+stream's backup files, oldest first (by the timestamp and counter in the name)."""
+def backups(name: str, stream: str, *, directory: str | None = None) -> list[Path]:
+    """This name+stream's backup files in ``directory``, oldest first (by the timestamp and counter
+    in the name); none when the directory does not exist."""
     check_stream(name, stream)
+    directory = directory or _default_dir(create=False)
     pattern = _backup_pattern(name, stream)
     found: list[tuple[str, int, Path]] = []
-    with os.scandir(paths.backup_dir()) as entries:
+    if not os.path.isdir(directory):
+        return []
+    with os.scandir(directory) as entries:
         for entry in entries:
             match = pattern.fullmatch(entry.name)
             if match and entry.is_file(follow_symlinks=False):
@@ -55,20 +60,26 @@ def backups(name: str, stream: str) -> list[Path]:
     return [path for _, _, path in sorted(found)]
 
 
-def prune_backups(name: str, stream: str, keep: int) -> list[Path]:
+def _default_dir(*, create: bool = True) -> str:
+    """The default registry's backup directory: where backups go when the caller names none."""
+    layout = paths.layout()
+    return layout.backup_dir() if create else os.path.join(layout.home, "backup")
+
+
+def prune_backups(name: str, stream: str, keep: int, *, directory: str | None = None) -> list[Path]:
     """Delete all but the ``keep`` newest backups of this name+stream; return what was removed."""
     if keep < 0:
         raise UsageError(f"invalid backup count {keep}: use 0 or more")
-    existing = backups(name, stream)
+    existing = backups(name, stream, directory=directory)
     doomed = existing[: max(0, len(existing) - keep)]
     for path in doomed:
         path.unlink(missing_ok=True)
     return doomed
 
 
-def reserve_backup(name: str, stream: str, now: float) -> tuple[Path, int]:
+def reserve_backup(name: str, stream: str, now: float, *, directory: str | None = None) -> tuple[Path, int]:
     """Create a new, empty, 0600 backup file with a unique name; O_EXCL makes the name ours."""
-    directory = Path(paths.backup_dir())
+    directory = directory or _default_dir()
     stamp = time.strftime(_STAMP, time.localtime(now))
     # Count on from the highest counter used this second, never re-using a pruned lower one:
     # a re-used name would sort as the oldest backup and be pruned at once.
@@ -80,9 +91,10 @@ def reserve_backup(name: str, stream: str, now: float) -> tuple[Path, int]:
     ]
     for n in itertools.count(max(used) + 1 if used else 0):
         suffix = f"-{n}" if n else ""
-        candidate = directory / f"{name}-{stream}-{stamp}{suffix}.txt"
+        candidate = Path(directory) / f"{name}-{stream}-{stamp}{suffix}.txt"
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, paths.FILE_MODE)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(candidate, flags, paths.FILE_MODE)
         except FileExistsError:
             continue
         os.fchmod(fd, paths.FILE_MODE)  # the umask may have taken bits away; be explicit
@@ -96,6 +108,7 @@ def move_to_backup(
     stream: str,
     keep: int | None = None,
     *,
+    directory: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Path | None:
     """Move a finished log to the backup directory before a (re)start; return the backup path.
@@ -112,7 +125,7 @@ def move_to_backup(
         return None
     if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
         return None
-    backup, out_fd = reserve_backup(name, stream, clock())
+    backup, out_fd = reserve_backup(name, stream, clock(), directory=directory)
     try:
         try:
             os.rename(path, backup)  # atomically replaces the empty file we reserved
@@ -133,7 +146,7 @@ def move_to_backup(
     finally:
         os.close(out_fd)
     if keep is not None:
-        prune_backups(name, stream, keep)
+        prune_backups(name, stream, keep, directory=directory)
     return backup
 
 

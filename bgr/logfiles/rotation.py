@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -50,9 +49,8 @@ class RotationResult:
 
 @cache
 def _fallocate() -> Any:
-    """libc's ``fallocate`` via ctypes (Python has no binding for its mode flags), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
+    """libc's ``fallocate`` via ctypes (Python has no binding for its mode flags), or None where
+    libc has none (only Linux has this call; elsewhere rotation copies, then truncates)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         func = getattr(libc, "fallocate64", None) or libc.fallocate
@@ -99,6 +97,7 @@ def rotate_live(
     max_bytes: int,
     keep: int = 10,
     *,
+    directory: str | None = None,
     method: Literal["auto", "collapse", "truncate"] = "auto",
     clock: Callable[[], float] = time.time,
 ) -> RotationResult | None:
@@ -132,10 +131,12 @@ def rotate_live(
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size <= max_bytes:
             return None
-        result = _rotate(fd, path, name, stream, info.st_size, method=method, now=clock())
+        result = _rotate(
+            fd, path, name, stream, info.st_size, method=method, now=clock(), directory=directory
+        )
     finally:
         os.close(fd)
-    prune_backups(name, stream, keep)
+    prune_backups(name, stream, keep, directory=directory)
     return result
 
 
@@ -148,11 +149,12 @@ def _rotate(
     *,
     method: Literal["auto", "collapse", "truncate"],
     now: float,
+    directory: str | None,
 ) -> RotationResult:
     block = block_size(fd)
     # Collapse must end before EOF, hence size - 1.
     length = (size - 1) // block * block
-    backup, out_fd = reserve_backup(name, stream, now)
+    backup, out_fd = reserve_backup(name, stream, now, directory=directory)
     try:
         copied = 0
         if method != "truncate" and length > 0:

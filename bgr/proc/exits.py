@@ -8,7 +8,6 @@ when it died, so the operating system gave its status to someone else.
 from __future__ import annotations
 
 import os
-import signal
 
 _HINTS = {126: " (command not executable)", 127: " (command not found)"}
 
@@ -24,6 +23,8 @@ def signal_of(code: int | None) -> int:
     """The signal that ended a process with this code, or 0 when it exited by itself."""
     if code is None:
         return 0
+    import signal  # its enums cost a listing, which rarely shows an exit
+
     return -code if code < 0 else code - 128 if 128 < code < 128 + signal.NSIG else 0
 
 
@@ -35,6 +36,8 @@ def describe_exit(code: int | None) -> str:
     signum = signal_of(code)
     if signum <= 0:
         return f"exit code {code}{_HINTS.get(code, '')}"
+    import signal
+
     try:
         return f"killed by signal {signum} ({signal.Signals(signum).name})"
     except ValueError:

@@ -1,25 +1,32 @@
 """Who an instance is, and whether it still lives. A pid alone is never trusted.
 
 An instance is pinned by its leader's pid plus a *start token* (see :mod:`bgr.proc.host`), its
-process group, and the ``BGR_INSTANCE=<uuid>`` marker every process it starts carries in its
-environment, so that descendants which left the group with setsid are found too. Zombies count as
-dead. :class:`bgr.models.Identity` carries the four together; a registry row gives one with
-``record.identity``.
+process group, the processes that left the group (a daemon's setsid) while they could still be
+told apart, its cgroup where bgr made one, and two environment markers every process it starts
+carries: ``BGR_INSTANCE=<uuid>`` for the instance, ``BGR_OWNER=<registry>:<name>`` for every
+instance of a name. Zombies count as dead. :class:`bgr.models.Identity` carries these together; a
+registry row gives one with ``record.identity``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bgr.models import Identity
+from bgr.models import Identity, Scan
 from bgr.proc import host
 
 INSTANCE_KEY = "BGR_INSTANCE"
+OWNER_KEY = "BGR_OWNER"
 
 
 def marker(identity: Identity) -> str | None:
     """The ``BGR_INSTANCE=<uuid>`` an instance's processes carry, or None for an unknown one."""
     return None if identity.instance is None else f"{INSTANCE_KEY}={identity.instance}"
+
+
+def owner(registry_id: str, name: str) -> str:
+    """The ``BGR_OWNER`` value every instance of ``name`` in this registry carries."""
+    return f"{registry_id}:{name}"
 
 
 def leader_alive(identity: Identity) -> bool:
@@ -28,13 +35,22 @@ def leader_alive(identity: Identity) -> bool:
 
 
 def instance_alive(identity: Identity) -> bool:
-    """True while the instance's leader lives, or its process group still holds processes of ours.
+    """True while anything of the instance lives: its leader, its cgroup, a recorded member, or a
+    process of its group carrying its marker.
 
-    /bin/sh -c forks the command rather than exec-ing it (Debian's dash), so killing the recorded pid
-    can leave the real program running in the group: that instance is still running, and a restart
-    would start a second copy. The group number cannot be reused while any member exists.
+    /bin/sh -c forks a compound command rather than exec-ing it (Debian's dash), so killing the
+    recorded pid can leave the real program running in the group: that instance is still running,
+    and a restart would start a second copy. The group number cannot be reused while any member
+    exists. Cheap enough for every row of a listing: no environment is read unless the leader died.
     """
     if leader_alive(identity):
+        return True
+    if identity.cgroup:
+        from bgr.proc import cgroups  # only for a row whose leader is gone: not every listing
+
+        if cgroups.populated(identity.cgroup):
+            return True
+    if any(host.is_alive(pid, token) for pid, token in identity.members):
         return True
     return bool(marked_in_group(identity))
 
@@ -47,11 +63,20 @@ def marked_in_group(identity: Identity) -> list[int]:
     return host.group_marked(pgid, needle)
 
 
+def scan(instances: Iterable[str] = (), owners: Iterable[str] = ()) -> Scan:
+    """One pass over the process table for the processes carrying these instance and owner marks;
+    ``Scan.marked`` is keyed by the instance uuid and by the owner value, not the ``KEY=``."""
+    markers = {f"{INSTANCE_KEY}={i}": i for i in instances if i}
+    markers.update({f"{OWNER_KEY}={o}": o for o in owners})
+    seen = host.scan(markers)
+    return seen._replace(marked={markers[key]: pids for key, pids in seen.marked.items()})
+
+
 def marked_pids(instances: Iterable[str]) -> dict[str, list[int]]:
     """Live pids carrying ``BGR_INSTANCE=<uuid>``, per instance uuid: one pass for many instances.
 
     This is how a stop finds descendants that called setsid (they left the process group) and orphans
     of a crashed CLI. Other users' processes are unreadable and so never found: not ours to signal.
     """
-    by_marker = host.marked_pids(f"{INSTANCE_KEY}={i}" for i in instances)
-    return {marker.partition("=")[2]: pids for marker, pids in by_marker.items()}
+    wanted = list(instances)
+    return {i: pids for i, pids in scan(wanted).marked.items() if i in wanted}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from bgr.models import Scan
+
 
 def boot_id() -> str:
     """Unknown outside Linux: persisted clock values are checked for plausibility instead."""
@@ -57,34 +59,88 @@ def group_members(pgid: int) -> list[int]:
 
 def descendants(pid: int) -> list[int]:
     """Live descendants of ``pid`` that are still attached to it."""
-    import psutil
-
-    try:
-        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
+    return scan(()).descendants(pid)
 
 
-def marked_pids(markers: Iterable[str]) -> dict[str, list[int]]:
-    """Live pids whose environment holds one of ``markers`` (``KEY=value``), per marker."""
+def scan(markers: Iterable[str]) -> Scan:
+    """One pass over the process table: who is whose child, and which live pids carry each of
+    ``markers`` (``KEY=value`` environment entries)."""
     import psutil
 
     found: dict[str, list[int]] = {marker: [] for marker in markers}
-    if not found:
-        return found
-    for proc in psutil.process_iter(["environ"]):
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid", "environ", "status"]):
+        if proc.info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
+        children.setdefault(proc.info.get("ppid") or 0, []).append(proc.pid)
         env = proc.info.get("environ") or {}
         for marker, pids in found.items():
             key, _, wanted = marker.partition("=")
             if env.get(key) == wanted:
                 pids.append(proc.pid)
-                break
-    return found
+    return Scan(children=children, marked=found)
+
+
+def marked_pids(markers: Iterable[str]) -> dict[str, list[int]]:
+    """Live pids whose environment holds one of ``markers`` (``KEY=value``), per marker."""
+    return scan(markers).marked
+
+
+def alive_groups(pgids: Iterable[int]) -> set[int]:
+    """Which of ``pgids`` still have a live member."""
+    return {pgid for pgid in set(pgids) if group_members(pgid)}
+
+
+def become_subreaper() -> bool:
+    """Not available here: orphaned descendants go to init (``bgr NAME`` says how it tracks)."""
+    return False
+
+
+def inherited_zombies() -> list[int]:
+    """None here: without a subreaper no orphan is ever ours."""
+    return []
+
+
+def environ_value(pid: int, key: str) -> str | None:
+    """The value of ``key`` in the environment of ``pid`` (None: absent or unreadable)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).environ().get(key)
+    except psutil.Error:
+        return None
+
+
+def environ_overwritten(pid: int) -> bool:
+    """True when ``pid``'s environment reads as empty (a program that wrote over it)."""
+    import psutil
+
+    try:
+        return not psutil.Process(pid).environ()
+    except psutil.Error:
+        return False
 
 
 def group_marked(pgid: int, marker: str) -> list[int]:
     """Live members of process group ``pgid`` whose environment holds ``marker``."""
     return [pid for pid in marked_pids([marker])[marker] if pgid_of(pid) == pgid]
+
+
+def group_activity(pgid: int) -> tuple[float, bool]:
+    """CPU seconds used by the live members of process group ``pgid``, and whether any of them is
+    running right now."""
+    import psutil
+
+    cpu, running = 0.0, False
+    for pid in group_members(pgid):
+        try:
+            proc = psutil.Process(pid)
+            times = proc.cpu_times()
+            cpu += times.user + times.system
+            running = running or proc.status() in (psutil.STATUS_RUNNING, psutil.STATUS_DISK_SLEEP)
+        except psutil.Error:
+            continue
+    return cpu, running
 
 
 def group_usage(pgids: Iterable[int]) -> dict[int, tuple[int, float]]:

@@ -40,8 +40,8 @@ def _is_listener(conn: object) -> bool:
 
 def instance_pids(instance: Identity) -> list[int]:
     """Live pids of one instance (leader, group, marked escapees), for ports and stats."""
-    marked = identity.marked_pids([instance.instance]) if instance.instance else {}
-    target = stopper.collect_targets(instance, marked)
+    seen = identity.scan([instance.instance] if instance.instance else [])
+    target = stopper.collect_targets(instance, seen)
     pids = {m.pid for m in target.members}
     if target.pgid:
         pids.update(host.group_members(target.pgid))
@@ -57,35 +57,53 @@ class Listener(Record):
     token: str
 
 
-def listeners_on(ports: Iterable[int]) -> list[Listener]:
-    """Processes owned by the current user that LISTEN on any of ``ports``.
+class Listeners(Record):
+    """Who listens on some ports: the current user's processes, and anyone else's."""
 
-    Connected clients are never returned, and neither are other users' processes (psutil reports
-    their sockets with pid=None; a root caller still filters by uid).
+    own: tuple[Listener, ...]
+    foreign: tuple[tuple[int, int | None, str], ...]  # (port, pid or None when hidden, owner)
+
+
+def listeners_on(ports: Iterable[int]) -> Listeners:
+    """The processes that LISTEN on any of ``ports``: the current user's, and other users'.
+
+    Connected clients are never listed. Other users' sockets show without a pid to a non-root
+    caller (psutil reports pid=None); a root caller sees them and still tells them apart by uid.
     """
     import psutil
 
     wanted = set(ports)
-    found: dict[tuple[int, int], Listener] = {}
+    own: dict[tuple[int, int], Listener] = {}
+    foreign: dict[tuple[int, int | None], str] = {}
     if not wanted:
-        return []
+        return Listeners((), ())
     uid = os.geteuid()
     for conn in psutil.net_connections(kind="inet"):
-        if conn.pid is None or not conn.laddr or conn.laddr.port not in wanted:
+        if not conn.laddr or conn.laddr.port not in wanted or not _is_listener(conn):
             continue
-        if not _is_listener(conn) or conn.pid == os.getpid():
+        port = conn.laddr.port
+        if conn.pid is None:
+            foreign[(port, None)] = "another user"
+            continue
+        if conn.pid == os.getpid():
             continue
         try:
             proc = psutil.Process(conn.pid)
-            if proc.uids().real != uid:
-                continue
+            owner = proc.uids().real
             command = " ".join(proc.cmdline()) or proc.name()
         except psutil.Error:
             continue
+        if owner != uid:
+            foreign[(port, conn.pid)] = f"uid {owner}"
+            continue
         token = host.start_token(conn.pid)
         if token:
-            found[(conn.laddr.port, conn.pid)] = Listener(conn.laddr.port, conn.pid, command, token)
-    return list(found.values())
+            own[(port, conn.pid)] = Listener(port, conn.pid, command, token)
+    hidden = [
+        (port, pid, who)
+        for (port, pid), who in sorted(foreign.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
+    ]
+    return Listeners(tuple(own.values()), tuple(hidden))
 
 
 def kill_listeners(listeners: list[Listener], grace: float) -> list[Listener]:

@@ -9,11 +9,17 @@ A start token is the boot id plus the start time in clock ticks (field 22 of
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterable
 from functools import cache
 
 from bgr.record import Record
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from bgr.models import Scan
+
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper: list[bool] = []  # [True] once this process became a subreaper
 
 
 class ProcStat(Record):
@@ -23,6 +29,7 @@ class ProcStat(Record):
     state: str
     ppid: int
     pgid: int
+    session: int
     start_ticks: int
     rss_pages: int
     cpu_ticks: int
@@ -78,6 +85,7 @@ def read_stat(pid: int) -> ProcStat | None:
         state=fields[0].decode(),
         ppid=int(fields[1]),
         pgid=int(fields[2]),
+        session=int(fields[3]),
         start_ticks=int(fields[19]),
         rss_pages=int(fields[21]),
         cpu_ticks=int(fields[11]) + int(fields[12]),
@@ -124,17 +132,7 @@ def group_members(pgid: int) -> list[int]:
 
 def descendants(pid: int) -> list[int]:
     """Live descendants of ``pid`` (children, grandchildren, …) that are still attached to it."""
-    children: dict[int, list[int]] = {}
-    for stat in all_stats():
-        children.setdefault(stat.ppid, []).append(stat.pid)
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        for child in children.get(pending.pop(), ()):
-            if child not in found:
-                found.append(child)
-                pending.append(child)
-    return found
+    return scan(()).descendants(pid)
 
 
 def _environ(pid: int | str) -> list[bytes]:
@@ -145,27 +143,105 @@ def _environ(pid: int | str) -> list[bytes]:
         return []
 
 
-def marked_pids(markers: Iterable[str]) -> dict[str, list[int]]:
-    """Live pids whose environment holds one of ``markers`` (``KEY=value``), per marker."""
+def scan(markers: Iterable[str]) -> Scan:
+    """One pass over /proc: who is whose child, and which live pids carry each of ``markers``
+    (``KEY=value`` environment entries) in their environment."""
+    from bgr.models import Scan  # only stops and starts scan; the listing never does
+
     wanted = {marker.encode(): marker for marker in markers}
     found: dict[str, list[int]] = {marker: [] for marker in wanted.values()}
-    if not wanted:
-        return found
+    children: dict[int, list[int]] = {}
     me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+    for stat in all_stats():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+        if not wanted or stat.pid == me:
             continue
-        for var in _environ(entry):
+        for var in _environ(stat.pid):
             if var in wanted:
-                found[wanted[var]].append(int(entry))
-                break
+                found[wanted[var]].append(stat.pid)
+    return Scan(children=children, marked=found)
+
+
+def marked_pids(markers: Iterable[str]) -> dict[str, list[int]]:
+    """Live pids whose environment holds one of ``markers`` (``KEY=value``), per marker."""
+    return scan(markers).marked
+
+
+def alive_groups(pgids: Iterable[int]) -> set[int]:
+    """Which of ``pgids`` still have a live member (one pass)."""
+    wanted = set(pgids)
+    return {stat.pgid for stat in all_stats() if stat.pgid in wanted} if wanted else set()
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process its children instead of init's
+    (``prctl(PR_SET_CHILD_SUBREAPER)``): a daemon that double-forks stays in view. False if refused.
+
+    The orphans we inherit this way are reaped by ``spawn.reap_spawned`` (see ``inherited_zombies``).
+    """
+    if _subreaper:
+        return True
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        done = False
+    if done:
+        _subreaper.append(True)
+    return done
+
+
+def inherited_zombies() -> list[int]:
+    """Dead children of ours from other sessions: orphans inherited as a subreaper.
+
+    Children this process made with ``subprocess`` (GitPython's git) share its session, so their
+    exit codes stay theirs to collect; instances bgr spawns, and their descendants, live in
+    sessions of their own.
+    """
+    if not _subreaper:
+        return []
+    me, session = os.getpid(), os.getsid(0)
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = read_stat(int(entry))
+            if stat is not None and stat.ppid == me and stat.dead and stat.session != session:
+                found.append(stat.pid)
     return found
+
+
+def environ_value(pid: int, key: str) -> str | None:
+    """The value of ``key`` in the environment ``pid`` started with (None: absent or unreadable)."""
+    prefix = key.encode() + b"="
+    for var in _environ(pid):
+        if var.startswith(prefix):
+            return var[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def environ_overwritten(pid: int) -> bool:
+    """True when the environment area of ``pid`` holds no ``KEY=value`` entry any more: the
+    program wrote over it (setproctitle does, to make room for its title)."""
+    return not any(b"=" in var for var in _environ(pid))
 
 
 def group_marked(pgid: int, marker: str) -> list[int]:
     """Live members of process group ``pgid`` whose environment holds ``marker``."""
     needle = marker.encode()
     return [pid for pid in group_members(pgid) if needle in _environ(pid)]
+
+
+def group_activity(pgid: int) -> tuple[float, bool]:
+    """CPU seconds used by the live members of process group ``pgid``, and whether any of them is
+    running or in disk wait right now (one pass)."""
+    cpu, running = 0.0, False
+    for stat in all_stats():
+        if stat.pgid == pgid:
+            cpu += stat.cpu_ticks / _clock_ticks()
+            running = running or stat.state in ("R", "D")
+    return cpu, running
 
 
 def group_usage(pgids: Iterable[int]) -> dict[int, tuple[int, float]]:
@@ -186,6 +262,8 @@ def send_signal(pid: int, token: str, sig: int) -> bool:
 
     A pidfd holds the pid while we check the token, so it cannot be recycled in between.
     """
+    import signal  # its enums cost a listing, which never signals
+
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:  # gone; or no pidfd support (kernel < 5.3): the same check, racy by microseconds

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bgr import paths
 from bgr.core import launch
-from bgr.errors import BgrError, NotFound, SpawnError, UsageError
+from bgr.errors import BgrError, NoRegistry, NotFound, SpawnError, UsageError
 from bgr.logfiles import reading
 from bgr.models import Desired, ProcessRecord, StartRequest, StartResult
 from bgr.proc import identity, spawn
@@ -89,10 +89,12 @@ class Gone:
 WatchEvent = Watching | Started | StartFailed | Exited | Output | Gone
 
 
-def _plan(request: StartRequest, existing: ProcessRecord | None) -> tuple[Path, Path, Path]:
+def _plan(
+    request: StartRequest, existing: ProcessRecord | None, layout: paths.Layout
+) -> tuple[Path, Path, Path]:
     """Directory and log files the start will use (``definition.build`` decides the same way): the
     request's, else the stored definition's, else the defaults."""
-    out_default, err_default = map(Path, paths.default_log_paths(request.name))
+    out_default, err_default = map(Path, layout.log_paths(request.name))
 
     def pick(given: str | None, stored: str | None, default: Path) -> Path:
         if given:
@@ -225,16 +227,19 @@ def run(
     loop ends: it is a normal managed process.
     """
     name = paths.validate_name(request.name)
-    with open_registry(db) as reg:
-        existing = reg.get(name)
+    try:
+        with open_registry(db, create=request.command is not None) as reg:
+            existing, layout = reg.get(name), reg.layout
+    except NoRegistry:
+        existing, layout = None, paths.layout(db)
     if existing is None and request.command is None:
         raise UsageError(f"no process named {name!r}; give --command to start a new one")
-    directory, stdout, stderr = _plan(request, existing)
+    directory, stdout, stderr = _plan(request, existing, layout)
     inbox = Inbox(clock)
     watcher = Watcher(
         directory,
         ignore=ignore,
-        ignore_paths=(Path(paths.state_dir()), stdout, stderr),
+        ignore_paths=(Path(paths.state_dir()), Path(layout.home), stdout, stderr),
         inbox=inbox,
         backend=backend,
     )

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bgr import store
 from bgr.cli import output
 from tests.support import PY, listing, main, process, run_bgr
 
 
 def test_empty_registry_prints_a_short_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    store.open_registry(create=True).close()
     code, out, _ = main(capsys)
     assert code == 0
     assert out.startswith("no processes yet") and len(out.splitlines()) == 1

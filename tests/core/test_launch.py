@@ -191,7 +191,7 @@ def test_a_command_that_cannot_run_is_reported_even_with_a_window_too_short_to_s
 def test_instant_failure_through_the_real_cli(tmp_path: Path) -> None:
     done = run_bgr("--name", "nope", "--command", "no-such-binary", cwd=tmp_path)
     assert done.returncode != 0
-    assert "exit 127" in done.stderr and "Traceback" not in done.stderr
+    assert "exit code 127" in done.stderr and "Traceback" not in done.stderr
     listed = json.loads(run_bgr("--json").stdout)
     assert [(p["name"], p["status"], p["exit_code"]) for p in listed] == [("nope", "crashed", 127)]
 
@@ -328,6 +328,7 @@ def test_guard_restart_restarts_a_dead_instance_and_record_exit_is_instance_chec
 ) -> None:
     first = api_start("g", "echo run; exec sleep 60", tmp_path).info
     assert first.record.pgid is not None and first.record.instance is not None
+    wait_for(lambda: read(bgr_home / "g-out.txt") == "run\n", what="first run")
     os.killpg(first.record.pgid, signal.SIGKILL)
     wait_for(lambda: not alive(first.pid or 0), what="death")
     launch.record_exit("g", "some-other-instance", 99)

@@ -19,7 +19,7 @@ def test_listeners_on_returns_the_listener_and_never_a_connected_client() -> Non
             assert readline(client).strip() == "connected"
             assert ports.listening_ports([server.pid]) == [port]
             assert ports.listening_ports([client.pid]) == []
-            found = ports.listeners_on([port])
+            found = list(ports.listeners_on([port]).own)
             assert [(li.port, li.pid) for li in found] == [(port, server.pid)]
             assert "-c" in found[0].command
             gone = ports.kill_listeners(found, grace=2)

@@ -13,7 +13,8 @@ import pytest
 
 from bgr import paths
 from bgr.errors import SpawnError
-from bgr.proc import spawn
+from bgr.models import ProcessRecord
+from bgr.proc import command, spawn
 from tests.support import alive, environ_of, read, session_of, wait_for
 
 
@@ -48,18 +49,20 @@ def run(
     group: str | None = None,
     search_path: str | None = None,
 ) -> spawn.Spawned:
-    out, err = paths.default_log_paths(name)
-    paths.ensure_state_dir()
-    started = spawn.spawn(
+    layout = paths.layout()
+    out, err = layout.log_paths(name)
+    layout.ensure_home()
+    record = ProcessRecord(
         name=name,
         command=command,
-        directory=directory,
+        directory=str(directory),
         stdout=out,
         stderr=err,
-        overlay=overlay or {},
+        env=overlay or {},
         search_path=search_path,
         group=group,
     )
+    started = spawn.spawn(record, layout=layout, instance=spawn.new_instance())
     launched.append(started)
     return started
 
@@ -127,20 +130,17 @@ def test_logs_are_appended_never_truncated_and_private(
     assert spawn.wait_exit(started.pid, 10) == 0
     assert read(out) == "old line\nnew line\n"
     assert read(bgr_home / "t-err.txt") == "oops\n"
-    for path in (out, bgr_home / "t-err.txt"):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # The log bgr created is private; the one it found keeps the mode its owner gave it.
+    assert stat.S_IMODE((bgr_home / "t-err.txt").stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
 def test_stdout_and_stderr_may_share_one_file(launched: list[spawn.Spawned], tmp_path: Path) -> None:
     log = tmp_path / "both.txt"
-    started = spawn.spawn(
-        name="t",
-        command="echo out; echo err >&2",
-        directory=tmp_path,
-        stdout=log,
-        stderr=log,
-        overlay={},
+    record = ProcessRecord(
+        name="t", command="echo out; echo err >&2", directory=str(tmp_path), stdout=str(log), stderr=str(log)
     )
+    started = spawn.spawn(record, layout=paths.layout(), instance=spawn.new_instance())
     launched.append(started)
     assert spawn.wait_exit(started.pid, 10) == 0
     assert sorted(read(log).splitlines()) == ["err", "out"]
@@ -181,14 +181,14 @@ def test_reap_spawned_collects_only_exited_children(launched: list[spawn.Spawned
 
 def test_unopenable_log_is_a_spawn_error(tmp_path: Path) -> None:
     with pytest.raises(SpawnError, match="cannot open log file"):
-        spawn.spawn(
+        record = ProcessRecord(
             name="t",
             command="true",
-            directory=tmp_path,
-            stdout=tmp_path / "missing" / "out.txt",
-            stderr=tmp_path / "err.txt",
-            overlay={},
+            directory=str(tmp_path),
+            stdout=str(tmp_path / "missing" / "out.txt"),
+            stderr=str(tmp_path / "err.txt"),
         )
+        spawn.spawn(record, layout=paths.layout(), instance=spawn.new_instance())
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def bindir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("command", "doomed"),
+    ("line", "doomed"),
     [
         ("no-such-binary-xyz", True),
         ("no-such-binary-xyz --flag 'x y'", True),
@@ -228,13 +228,13 @@ def bindir(tmp_path: Path) -> Path:
     ],
 )
 def test_cannot_exec_knows_only_what_the_shell_surely_does(
-    command: str, doomed: bool, bindir: Path, launched: list[spawn.Spawned]
+    line: str, doomed: bool, bindir: Path, launched: list[spawn.Spawned]
 ) -> None:
     directory = bindir.parent
     path = f"{bindir}:/usr/bin:/bin"
-    assert spawn.cannot_exec(command, str(directory), path) is doomed
-    if command and doomed:  # and the shell agrees
-        started = run(launched, command, directory, overlay={"PATH": path})
+    assert command.cannot_exec(line, str(directory), path) is doomed
+    if line and doomed:  # and the shell agrees
+        started = run(launched, line, directory, overlay={"PATH": path})
         assert spawn.wait_exit(started.pid, 10) in (126, 127)
 
 
@@ -242,10 +242,10 @@ def test_cannot_exec_uses_the_childs_path(bindir: Path) -> None:
     assert spawn.child_path({"PATH": str(bindir)}, "/usr/bin") == str(bindir)
     assert spawn.child_path({}, str(bindir)) == str(bindir)
     assert spawn.child_path({}, None) == os.environ.get("PATH")
-    assert not spawn.cannot_exec("tool", "/", str(bindir))
-    assert spawn.cannot_exec("tool", "/", "/usr/bin:/bin")
-    assert not spawn.cannot_exec("tool", "/", None)  # the shell's default PATH: no guess
+    assert not command.cannot_exec("tool", "/", str(bindir))
+    assert command.cannot_exec("tool", "/", "/usr/bin:/bin")
+    assert not command.cannot_exec("tool", "/", None)  # the shell's default PATH: no guess
     # Empty and relative PATH entries are relative to the process's directory, as for its shell.
-    assert not spawn.cannot_exec("tool", str(bindir), ":/usr/bin")
-    assert not spawn.cannot_exec("tool", str(bindir.parent), "/usr/bin:bin")
-    assert spawn.cannot_exec("tool", "/", "/usr/bin:bin")
+    assert not command.cannot_exec("tool", str(bindir), ":/usr/bin")
+    assert not command.cannot_exec("tool", str(bindir.parent), "/usr/bin:bin")
+    assert command.cannot_exec("tool", "/", "/usr/bin:bin")

@@ -32,11 +32,13 @@ def test_collect_targets_never_includes_a_stranger_but_finds_marked_escapees() -
         readline(stranger)
         readline(escapee)
         # A stale row: the stranger's pid and group, a start token that is not the stranger's.
-        target = stopper.collect_targets(Identity(stranger.pid, stranger.pid, "bogus:1", instance), {})
+        target = stopper.collect_targets(
+            Identity(stranger.pid, stranger.pid, "bogus:1", instance), identity.scan()
+        )
         assert target.members == ()
         assert target.pgid is None
-        marked = identity.marked_pids([instance])
-        target = stopper.collect_targets(Identity(stranger.pid, stranger.pid, "bogus:1", instance), marked)
+        seen = identity.scan([instance])
+        target = stopper.collect_targets(Identity(stranger.pid, stranger.pid, "bogus:1", instance), seen)
         assert [m.pid for m in target.members] == [escapee.pid]
         stopper.stop_targets([target], grace=2)
         assert escapee.wait(timeout=5) == -signal.SIGTERM
