@@ -72,6 +72,8 @@ class RegistryError(BgrError):
 class RegistryFull(RegistryError):
     """The registry cannot be written: the disk is full or a file size limit was reached."""
 
+    reason = "the disk is full"  # what exactly: "no space left on device (DIR)", "file size limit ..."
+
 
 class StateDirError(BgrError):
     """The state directory is unsafe (a symlink, another user's) or cannot be created."""

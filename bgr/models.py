@@ -156,6 +156,8 @@ class StopResult(Record):
     was_running: bool
     killed: bool = False  # needed SIGKILL after the grace period
     leftover: tuple[int, ...] = ()  # pids still alive afterwards (not ours to kill, or unkillable)
+    # Why the registry could not record it (a full disk), else "": the next command records it.
+    unrecorded: str = ""
 
 
 class FreedPort(Record):

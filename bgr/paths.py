@@ -140,6 +140,22 @@ class Layout(Record):
         """The default logs of ``name`` (validated): ``<home>/<name>-out.txt``, ``-err.txt``."""
         return os.path.join(self.home, f"{name}-out.txt"), os.path.join(self.home, f"{name}-err.txt")
 
+    @property
+    def pending_path(self) -> str:
+        """Reserved space for what a full disk kept a stop from recording (``bgr.core.pending``)."""
+        return os.path.join(self.home, "pending")
+
+    def has_pending(self) -> bool:
+        """True when something waits there to be recorded: one byte read, which a listing affords."""
+        try:
+            fd = os.open(self.pending_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            return os.pread(fd, 1, 0) not in (b"", b"\0")
+        finally:
+            os.close(fd)
+
     def owns(self, path: str) -> bool:
         """True for a file bgr keeps in this registry's folder (a default log), not the user's."""
         return os.path.dirname(path) == self.home

@@ -138,8 +138,12 @@ def append_event(
     return tuple(history[-EVENTS_KEPT:])
 
 
-def _full_disk(exc: sqlite3.Error, path: str) -> str | None:
-    """Why a write failed when the cause is the disk or a file size limit, else None."""
+def _full_disk(exc: sqlite3.Error, path: str) -> tuple[str, str] | None:
+    """(why, what to do) when a write failed for the disk or a file size limit, else None.
+
+    SQLite says only "disk I/O error" or "database or disk is full"; the file size limit and the
+    free space tell which it was.
+    """
     code = getattr(exc, "sqlite_errorname", "") or ""
     if not (code.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")) or "disk" in str(exc)):
         return None
@@ -150,13 +154,13 @@ def _full_disk(exc: sqlite3.Error, path: str) -> str | None:
     if soft != resource.RLIM_INFINITY:
         sizes = [paths.file_size(path + suffix) for suffix in ("", "-wal", "-shm")]
         if max(sizes) >= soft or code.startswith("SQLITE_IOERR"):
-            return f"file size limit exceeded ({soft} bytes, ulimit -f) writing {path}"
+            return f"file size limit exceeded (ulimit -f: {soft} bytes)", "raise the limit, then try again"
     try:
         full = os.statvfs(directory).f_bavail == 0
     except OSError:
         full = False
     if full or code.startswith("SQLITE_FULL"):
-        return f"no space left on device ({directory})"
+        return f"no space left on device ({directory})", "free some space, then try again"
     return None
 
 
@@ -164,7 +168,10 @@ def _translate(exc: sqlite3.Error, path: str) -> RegistryError:
     text = str(exc)
     full = _full_disk(exc, path)
     if full is not None:
-        return RegistryFull(f"registry {path}: {full}; free some space, then try again")
+        why, advice = full
+        error = RegistryFull(f"registry {path}: {why}; {advice}")
+        error.reason = why
+        return error
     if "locked" in text or "busy" in text:
         return RegistryError(f"registry {path} is locked by another process ({text}); try again")
     if "readonly" in text or "read-only" in text:

@@ -148,7 +148,7 @@ class Keeper:
             self._announce(reg, record)
             now = self.clock()
             state, fresh = self.load_state(record, now)
-            if not bgr.instance_alive(record.identity):
+            if not bgr.leader_alive(record.identity):
                 # A launcher that exited and left its daemon running: that daemon is the instance now.
                 record = bgr.follow_daemon(record, db=self.db) or record
             if bgr.instance_alive(record.identity):

@@ -89,8 +89,8 @@ def guard(tmp_path: Path) -> Iterator[Callable[..., Guard]]:
     """Start guards; each is terminated (and waited for) at the end of the test."""
     started: list[Guard] = []
 
-    def launch(*args: str) -> Guard:
-        g = Guard(list(args), tmp_path / f"guard-{len(started)}.log")
+    def launch(*args: str, env: dict[str, str] | None = None) -> Guard:
+        g = Guard(list(args), tmp_path / f"guard-{len(started)}.log", env)
         started.append(g)
         return g
 

@@ -109,8 +109,51 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+def registry_cgroups(root: Path) -> list[Path]:
+    """The cgroup folders bgr made for the registries under ``root`` (a test's tmp_path)."""
+    from bgr.proc import cgroups
+
+    found = []
+    for db in root.rglob("*.sqlite"):
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+        folder = cgroups.registry_dir(str(row[0])) if row else None
+        if folder and os.path.isdir(folder):
+            found.append(Path(folder))
+    return found
+
+
+def kill_cgroup_leftovers(root: Path) -> list[int]:
+    """Kill whatever is still in the cgroups of ``root``'s registries (a daemon that wiped its
+    environment carries no BGR_HOME any more), remove the cgroups; return the pids that were there."""
+    from bgr.proc import cgroups
+
+    leftovers: list[int] = []
+    for folder in registry_cgroups(root):
+        instances = [p for p in folder.iterdir() if p.is_dir()]
+        for instance in instances:
+            leftovers += cgroups.procs(str(instance))
+            cgroups.kill(str(instance))
+        for instance in instances:
+            path = str(instance)
+            deadline = time.monotonic() + 5
+            while cgroups.populated(path) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            cgroups.remove(path)
+        cgroups.remove(str(folder))
+    return leftovers
+
+
 def kill_leftovers(home: Path) -> list[int]:
-    """SIGKILL every process that carries ``BGR_HOME=home``; return those that survived 5 s."""
+    """SIGKILL every process that carries ``BGR_HOME=home`` or sits in one of the test's cgroups;
+    return those (still) found: any is a process the test left behind."""
+    in_cgroups = kill_cgroup_leftovers(home.parent)
     leftovers = processes_with_env("BGR_HOME", str(home))
     for pid in leftovers:
         for kill in (os.killpg, os.kill):
@@ -123,7 +166,7 @@ def kill_leftovers(home: Path) -> list[int]:
         time.sleep(0.02)
         survivors = processes_with_env("BGR_HOME", str(home))
     reap_zombie_children()
-    return survivors
+    return sorted({*survivors, *(pid for pid in in_cgroups if alive(pid))})
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,7 +778,7 @@ def git_children(pid: int) -> list[int]:
 class Guard:
     """A running ``python -m guard ...``; its stderr goes to a file."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
@@ -743,6 +786,7 @@ class Guard:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                env={**os.environ, **(env or {})},
             )
 
     @property
@@ -767,9 +811,71 @@ class Guard:
 
 @contextlib.contextmanager
 def steady(name: str, seconds: float) -> Iterator[None]:
-    """Assert that ``name``'s instance does not change during the block plus ``seconds``."""
+    """Assert that ``name``'s instance does not change during the block plus ``seconds`` (its pid
+    may: a launcher that exits hands the record to the program it left running)."""
     before = must(name)
     yield
     time.sleep(seconds)
     after = must(name)
-    assert (after.pid, after.restarts) == (before.pid, before.restarts)
+    assert (after.instance, after.restarts) == (before.instance, before.restarts)
+
+
+# --------------------------------------------------------------------------------------------
+# a daemon, as servers that daemonize are
+
+
+# What `redis-server --daemonize yes` and nginx do, in a few lines: the launcher forks and exits 0,
+# the child calls setsid and forks again, and the grandchild overwrites its environment area (as
+# setproctitle does, to make room for a process title: /proc/PID/environ then reads as NUL bytes),
+# writes its pid to argv[1], optionally listens on argv[2], and serves until killed.
+DAEMON = textwrap.dedent(
+    """
+    import ctypes, os, socket, sys, time
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+    env_start, env_end = int(fields[47]), int(fields[48])  # fields 50 and 51: the environment area
+    ctypes.memset(env_start, 0, env_end - env_start)
+    if len(sys.argv) > 2:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", int(sys.argv[2])))
+        server.listen()
+    with open(sys.argv[1] + ".tmp", "w") as fh:
+        fh.write(str(os.getpid()))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def daemon_command(tmp_path: Path, *, port: int | None = None) -> tuple[str, Path]:
+    """The command that starts :data:`DAEMON`, and the file where the daemon writes its pid."""
+    script = tmp_path / "daemon.py"
+    script.write_text(DAEMON)
+    pidfile = tmp_path / "daemon.pid"
+    pidfile.unlink(missing_ok=True)
+    extra = [] if port is None else [str(port)]
+    return shlex.join([sys.executable, str(script), str(pidfile), *extra]), pidfile
+
+
+def daemon_pid(pidfile: Path) -> int:
+    """The pid a process wrote to ``pidfile``, once it is there."""
+
+    def written() -> int | None:
+        text = read(pidfile).strip()
+        return int(text) if text.isdigit() else None
+
+    return wait_for(written, what=f"a pid in {pidfile.name}")
+
+
+def wiped(pid: int) -> bool:
+    """True once the environment area of ``pid`` holds no KEY=value entry (bgr's marker is gone)."""
+    try:
+        return b"=" not in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False

@@ -304,3 +304,45 @@ def test_read_only_registry_is_one_line(populated: Path, capsys: pytest.CaptureF
             assert "read-only" in done.stderr.lower()
     assert registry_snapshot(populated) == before
     assert managed("n") == []
+
+
+def test_fifty_concurrent_first_commands_create_the_registry_once(tmp_path: Path) -> None:
+    """Concurrent first starts and listings on a registry that does not exist yet: all succeed
+    (the creation and migration are one process at a time), none says "database is locked"."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import managed
+
+    for round_ in range(3):
+        home = tmp_path / f"home{round_}"
+        env = {**os.environ, "BGR_HOME": str(home)}
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bgr",
+                    *(["--name", f"p{i}", "--command", "sleep 60", "--wait", "0"] if i % 5 else ["--json"]),
+                ],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(50)
+        ]
+        errors = [err for p in procs if (err := p.communicate(timeout=120)[1]) or p.returncode]
+        assert errors == []
+        with store.Registry(paths.registry_layout(str(home / "bgr.sqlite"))) as reg:
+            assert len(reg.names()) == 40
+        kill = subprocess.run(
+            [sys.executable, "-m", "bgr", "--nuke", "--grace", "0.5"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        assert kill.returncode == 0
+    assert managed("p1") == []

@@ -13,7 +13,8 @@ from bgr import __version__, paths
 from bgr.cli import output, rules
 from bgr.cli.options import TABLE
 from bgr.core import queries
-from bgr.errors import NoRegistry
+from bgr.errors import NoRegistry, RegistryError
+from bgr.models import StopResult
 
 
 def execute(command: rules.Command) -> int:
@@ -126,7 +127,19 @@ def _stop(command: rules.Stop) -> int:
     result = act(command.name, db=command.db, grace=_grace(command.grace))
     verb = "deleted" if command.delete else "stopped"
     output.emit(output.stop_results([result], verb, as_json=command.as_json))
-    return 1 if result.leftover else 0
+    return _stopped([result])
+
+
+def _stopped(results: list[StopResult]) -> int:
+    """The exit status of a stop: 11 when something survived, 7 when it could not be recorded."""
+    unrecorded = [r for r in results if r.unrecorded]
+    if unrecorded:
+        names = ", ".join(r.name for r in unrecorded)
+        raise RegistryError(
+            f"{names}: stopped, but the registry could not record it ({unrecorded[0].unrecorded}); "
+            "the next bgr command records it once it can"
+        )
+    return 1 if any(r.leftover for r in results) else 0
 
 
 def _clean(command: rules.Clean) -> int:
@@ -141,7 +154,7 @@ def _nuke(command: rules.Nuke) -> int:
 
     results = teardown.nuke(db=command.db, grace=_grace(command.grace))
     output.emit(output.stop_results(results, "deleted", as_json=command.as_json))
-    return 1 if any(r.leftover for r in results) else 0
+    return _stopped(results)
 
 
 def _watch(command: rules.Watch) -> int:

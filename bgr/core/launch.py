@@ -17,7 +17,7 @@ import os
 import time
 
 from bgr import crashpoints, paths
-from bgr.core import definition, startup
+from bgr.core import definition, pending, startup
 from bgr.core.queries import is_running
 from bgr.core.teardown import stop_records
 from bgr.errors import AlreadyRunning, PortInUse
@@ -59,6 +59,7 @@ def start(
     """
     name = paths.validate_name(request.name)
     with open_registry(db, create=True) as reg:
+        pending.replay(reg)
         with name_lock(reg.layout, name) as held:
             try:
                 existing = recover(reg, reg.get(name))
@@ -75,6 +76,7 @@ def start(
                     f"use `bgr {name} --restart` or add --force"
                 )
             _check_writable(reg)
+            pending.prepare(reg.layout)  # after validation: bad input leaves no file behind
             pulled = _pull(record) if record.fetch else None
             ports = _ports_to_free(record, existing, running) if request.force else set()
             _check_ports(ports)  # another user's listener: refused before anything is stopped

@@ -18,6 +18,14 @@ from bgr.proc import host, identity
 from bgr.store import Registry, open_registry
 
 
+def _record_pending(reg: Registry) -> None:
+    """Record what a full disk kept an earlier stop from writing, now that it may be possible."""
+    if reg.full is None and reg.layout.has_pending():
+        from bgr.core import pending
+
+        pending.replay(reg)
+
+
 def settled(reg: Registry, record: ProcessRecord) -> ProcessRecord:
     """``record``, or what it is once settled: an intent its crashed starter left behind (what it
     spawned is adopted), or a leader that is gone while the instance lives on (its eldest live
@@ -81,6 +89,7 @@ def get(name: str, *, db: str | None = None, details: bool = True) -> ProcessInf
     """Everything known about one process: status, identity, figures, ports."""
     name = paths.validate_name(name)
     with open_registry(db) as reg:
+        _record_pending(reg)
         info = inspect(settled(reg, reg.require(name)), details=details)
         remember_ports(reg, info)
     return info
@@ -103,6 +112,7 @@ def list_processes(
     when there is no registry yet (``missing_ok=False``: NoRegistry)."""
     try:
         with open_registry(db) as reg:
+            _record_pending(reg)
             records = [settled(reg, r) for r in reg.all(group)]
     except NoRegistry:
         if missing_ok:

@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterable
 
 from bgr import crashpoints, paths
+from bgr.core import pending
 from bgr.core.definition import with_event
 from bgr.core.queries import is_running
-from bgr.errors import LockHeld
+from bgr.errors import LockHeld, RegistryFull
 from bgr.models import Desired, ProcessRecord, StopResult
 from bgr.proc import cgroups, identity, stopper
 from bgr.proc.locks import name_lock
@@ -74,18 +75,33 @@ def stop_many(
     """Stop several processes in parallel; the guard will not restart them."""
     wanted = [paths.validate_name(n) for n in names]  # before the registry is opened
     with open_registry(db) as reg:
+        pending.replay(reg)
         records, results = _stop_named(reg, wanted, grace)
         now = time.time()
-        for record, result in zip(records, results, strict=True):
-            if result.was_running:
-                # instance=: a start that got in after our stop keeps its own row.
-                reg.update(
-                    record.name,
-                    instance=record.instance,
-                    stopped_at=now,
-                    events=with_event(record, "stopped"),
-                )
+        for index, (record, result) in enumerate(zip(records, results, strict=True)):
+            try:
+                if result.was_running:
+                    # instance=: a start that got in after our stop keeps its own row.
+                    reg.update(
+                        record.name,
+                        instance=record.instance,
+                        stopped_at=now,
+                        events=with_event(record, "stopped"),
+                    )
+                elif result.unrecorded:
+                    raise RegistryFull(result.unrecorded)
+            except RegistryFull as exc:
+                results[index] = _later(reg, "stop", record, result, exc)
         return results
+
+
+def _later(
+    reg: Registry, op: str, record: ProcessRecord, result: StopResult, exc: RegistryFull
+) -> StopResult:
+    """Keep what the full disk kept us from recording for the next command (``bgr.core.pending``)."""
+    kept = pending.note(reg.layout, op, record.name, record.instance)
+    why = exc.reason + ("" if kept else "; no room was left to keep it for later either")
+    return result._replace(unrecorded=why)
 
 
 def _stop_named(
@@ -94,12 +110,15 @@ def _stop_named(
     """Check every name first (an unknown one changes nothing), mark them stopped, stop them all."""
     for name in names:
         reg.require(name)
-    records = _mark_stopped(reg, names)
+    full: set[str] = set()
+    records = _mark_stopped(reg, names, full)
     crashpoints.reached("stop:marked")
-    return records, stop_records(records, grace, reg.registry_id)
+    results = stop_records(records, grace, reg.registry_id)
+    why = reg.full.reason if reg.full is not None else "the registry could not be written"
+    return records, [r._replace(unrecorded=why) if r.name in full else r for r in results]
 
 
-def _mark_stopped(reg: Registry, names: list[str]) -> list[ProcessRecord]:
+def _mark_stopped(reg: Registry, names: list[str], full: set[str]) -> list[ProcessRecord]:
     """Say desired=stopped under each name's lock and return the fresh rows.
 
     The lock is what every (re)start holds around check → spawn → record, so a restart already in
@@ -112,8 +131,14 @@ def _mark_stopped(reg: Registry, names: list[str]) -> list[ProcessRecord]:
     records = []
     for name in names:
         with name_lock(reg.layout, name):
-            current = recover(reg, reg.get(name))
-            record = None if current is None else reg.update(name, desired=Desired.STOPPED)
+            current = reg.get(name)
+            try:
+                current = recover(reg, current)
+                record = None if current is None else reg.update(name, desired=Desired.STOPPED)
+            except RegistryFull:
+                # The disk is full: stop it all the same; the caller keeps the record for later.
+                record = None if current is None else current._replace(desired=Desired.STOPPED)
+                full.add(name)
         if record is not None:
             records.append(record)
     return records
@@ -130,14 +155,19 @@ def delete_many(
     """Stop several processes in parallel and forget them (see ``delete``)."""
     wanted = [paths.validate_name(n) for n in names]  # before the registry is opened
     with open_registry(db) as reg:
+        pending.replay(reg)
         records, results = _stop_named(reg, wanted, grace)
-        for record in records:
+        for index, record in enumerate(records):
             with name_lock(reg.layout, record.name) as held:
                 current = reg.get(record.name)
                 # A start that got in after our stop owns the row (and the log paths) now.
                 if current is None or current.instance != record.instance:
                     continue
-                reg.delete(record.name)
+                try:
+                    reg.delete(record.name)
+                except RegistryFull as exc:
+                    results[index] = _later(reg, "delete", record, results[index], exc)
+                    continue
                 forget_files(reg.layout, record)
                 held.forget()
         return results

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -135,9 +136,10 @@ def test_only_the_shell_killed_is_not_a_restart(guard: Callable[..., Guard]) -> 
     assert program, "expected the command to run as a child of /bin/sh"
     with steady("web", 0.5):
         os.kill(record.pid, signal.SIGKILL)
-    assert record_alive(must("web"))
+    followed = must("web")
+    assert record_alive(followed) and followed.pid == program[0]
     os.kill(program[0], signal.SIGKILL)  # now the program dies too: restart at once
-    wait_for(lambda: restarted_since("web", record.pid or 0), what="a restart")
+    wait_for(lambda: must("web").instance != record.instance and record_alive(must("web")), what="a restart")
 
 
 def test_guard_killed_processes_live_on_and_the_next_guard_resumes(
@@ -210,3 +212,57 @@ def test_state_of_another_instance_is_a_fresh_start() -> None:
     # Written by the guard while launching, before the new instance's id was known: ours.
     state, fresh = keeper.load_state(record("b", {**saved, "instance": None}), now=10.0)
     assert (state.failures, fresh) == (3, False)
+
+
+# --------------------------------------------------------------------------------------------
+# out of the user's way; daemons; a first crash costs no backoff
+
+
+def test_a_users_restart_stop_and_delete_are_never_failures(guard: Callable[..., Guard]) -> None:
+    start_cli("web", "sleep 300")
+    g = guard("--all", "1", *FAST)
+    g.wait_log("web: guarded")
+    for _ in range(3):
+        old: int = must("web").pid or 0
+        assert run_bgr("web", "--restart", "--grace", "0.5").returncode == 0
+        wait_for(partial(restarted_since, "web", old), what="the user's restart")
+    assert run_bgr("--stop", "web", "--grace", "0.5").returncode == 0
+    time.sleep(0.5)  # give the guard every chance to react to the exits it saw
+    assert events("web", "restarted by guard") == []
+    assert events("web", "backoff") == [] and events("web", "exited") == []
+    assert must("web").guard.get("failures", 0) == 0
+    assert "failure" not in g.text()
+
+
+def test_a_crash_after_a_second_of_uptime_is_restarted_at_once(guard: Callable[..., Guard]) -> None:
+    start_cli("web", "sleep 300")
+    g = guard("web", "5")  # the default policy: stable after 10 s, backoff from 1 s
+    g.wait_log("web: guarded")
+    time.sleep(1.2)
+    old = kill_instance("web")
+    wait_for(lambda: restarted_since("web", old), what="the restart")
+    assert "(failure 1/10); restarting now" in g.text()
+    assert events("web", "backoff") == []
+
+
+def test_a_daemon_restarted_by_the_guard_is_not_a_failure_and_never_doubled(
+    guard: Callable[..., Guard], tmp_path: Path
+) -> None:
+    from tests.support import daemon_command, daemon_pid
+
+    command, pidfile = daemon_command(tmp_path)
+    start_cli("d", command)
+    first = daemon_pid(pidfile)
+    g = guard("d", "1", *FAST)
+    g.wait_log("d: guarded")
+    pidfile.unlink()
+    os.kill(first, signal.SIGKILL)
+    second = daemon_pid(pidfile)  # the guard started the launcher again; it daemonized
+    wait_for(lambda: must("d").pid == second, what="the guard following the new daemon")
+    with steady("d", 1.5):
+        pass
+    assert must("d").guard.get("phase") == "ok" and "failure 2" not in g.text()
+    assert not pidfile.exists() or daemon_pid(pidfile) == second  # no second copy was started
+    g.stop()
+    assert run_bgr("--delete", "d", "--grace", "0.5").returncode == 0
+    assert not os.path.exists(f"/proc/{second}/cmdline") or not Path(f"/proc/{second}/cmdline").read_bytes()

@@ -53,6 +53,43 @@ def test_first_restart_after_stable_run_is_immediate() -> None:
     assert "SIGKILL" in state.reason
 
 
+def test_a_run_of_a_second_or_more_is_restarted_at_once_the_first_time_then_backs_off() -> None:
+    """pm2 and supervisord restart at once after a second of uptime, Kubernetes the first time:
+    one crash costs no backoff. A loop of such runs backs off from the next failure on, from the
+    base delay, and still counts towards fatal."""
+    clock = FakeClock()
+    state = crash(PolicyState(), clock, ran=1.5)
+    assert state.phase is Phase.BACKOFF and policy.due(state, clock()) and state.failures == 1
+    assert "restarting now" in state.reason
+    delays = []
+    for _ in range(4):
+        state = crash(state, clock, ran=1.5)
+        assert state.next_attempt is not None
+        delays.append(round(state.next_attempt - clock(), 6))
+        clock.now = state.next_attempt
+    assert delays == [1, 2, 4, 8]
+    assert state.failures == 5
+    # A run shorter than a second backs off even the first time.
+    quick = crash(PolicyState(), clock, ran=0.5)
+    assert quick.next_attempt == clock() + 1 and not policy.due(quick, clock())
+    # A stable run starts over: the next crash is at once again.
+    state = crash(state, clock, ran=CFG.stable_after + 1)
+    clock.now = state.next_attempt or clock()
+    again = crash(state, clock, ran=1.5)
+    assert policy.due(again, clock()) and again.failures == 1
+    # 126/127 stay fatal at once, whatever the uptime.
+    assert crash(PolicyState(), clock, ran=1.5, code=127).phase is Phase.FATAL
+
+
+def test_the_at_once_mark_survives_a_guard_restart() -> None:
+    clock = FakeClock()
+    state = crash(PolicyState(), clock, ran=1.5)
+    loaded = PolicyState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert loaded.at_once
+    state = crash(loaded, clock, ran=1.5)
+    assert state.next_attempt == clock() + 1  # the base delay, not the second step
+
+
 def test_rapid_failures_double_up_to_the_cap() -> None:
     cfg = PolicyConfig(max_failures=100)
     clock = FakeClock()
