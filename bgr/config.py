@@ -172,7 +172,21 @@ def resolve_config(directory: str, explicit: str | None) -> str | None:
     if explicit is not None:
         path = paths.absolute(explicit)
         if not os.path.exists(path):
-            raise ConfigError(f"config file {path} not found; check the --config path")
+            raise ConfigError(f"config file {path} not found; {_config_hint(directory, explicit)}")
         return path
     default = os.path.join(paths.absolute(directory), DEFAULT_CONFIG)
     return default if os.path.exists(default) else None
+
+
+def _config_hint(directory: str, explicit: str) -> str:
+    """What to check about a --config that is not there: a relative one is read from the current
+    directory (as every relative path on the command line is), which users of ``--directory``
+    often do not expect; point at the file when it is in the process's directory instead."""
+    if os.path.isabs(explicit):
+        return "check the --config path"
+    beside = os.path.join(paths.absolute(directory), explicit)
+    here = paths.current_directory()
+    hint = f"a relative --config is read from the current directory ({here}), not --directory"
+    if os.path.exists(beside):
+        hint += f"; for the one in --directory: --config {beside}"
+    return hint

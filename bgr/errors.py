@@ -103,3 +103,9 @@ class StopError(BgrError):
     """A process could not be stopped (e.g. it belongs to another user)."""
 
     exit_code = 11
+
+
+class Interrupted(BgrError):
+    """Ctrl-C stopped an action half-way; the message says what is left."""
+
+    exit_code = 130

@@ -123,13 +123,13 @@ def pull_if_clean(directory: os.PathLike[str] | str, timeout: float = 60.0) -> P
         import git
     except ImportError as exc:
         # GitPython refuses to import when it cannot run a git binary.
-        raise GitError("git is not installed or not usable; install git or drop --fetch") from exc
+        raise GitError("git is not installed or not usable; install git or use --no-fetch") from exc
     try:
         repo = git.Repo(directory, search_parent_directories=False)
     except git.exc.NoSuchPathError as exc:
         raise GitError(f"directory {directory} does not exist") from exc
     except git.exc.InvalidGitRepositoryError as exc:
-        raise GitError(f"{directory} is not a git repository; drop --fetch or run git init") from exc
+        raise GitError(f"{directory} is not a git repository; run git init or use --no-fetch") from exc
     # The context manager reaps GitPython's persistent `git cat-file` helpers, should any start.
     with repo:
         try:
@@ -144,7 +144,7 @@ def _pull(g: _Git) -> PullResult:
         raise GitError(f"{directory} is a bare repository; --fetch needs a working tree")
     if repo.head.is_detached:
         raise GitError(
-            f"{directory} has a detached HEAD (no branch checked out); check out a branch or drop --fetch"
+            f"{directory} has a detached HEAD (no branch checked out); check out a branch or use --no-fetch"
         )
     branch = repo.active_branch.name
 
@@ -159,7 +159,7 @@ def _pull(g: _Git) -> PullResult:
     if status != 0 or not remote or merge_status != 0:
         raise GitError(
             f"branch {branch} in {directory} has no upstream tracking branch; set one with "
-            f"`git branch --set-upstream-to=origin/{branch}` or drop --fetch"
+            f"`git branch --set-upstream-to=origin/{branch}` or use --no-fetch"
         )
 
     changed = g.check(
@@ -174,7 +174,7 @@ def _pull(g: _Git) -> PullResult:
         count = len(changed.strip().splitlines())
         raise GitError(
             f"{directory} has uncommitted changes ({_plural(count, 'file')}); not pulling "
-            "(commit or stash them)"
+            "(commit or stash them, or use --no-fetch)"
         )
 
     if remote != ".":  # "." means the upstream is a local branch: nothing to fetch.

@@ -32,8 +32,9 @@ class Status(StrEnum):
 
     RUNNING = "running"
     STOPPED = "stopped"  # stopped on purpose (bgr --stop); the guard leaves it alone
-    EXITED = "exited"  # ended by itself with exit code 0
-    CRASHED = "crashed"  # ended by itself with a non-zero code, a signal, or an unknown code
+    # ended by itself with exit code 0, or in a way no bgr saw (its code is unknown: no verdict)
+    EXITED = "exited"
+    CRASHED = "crashed"  # ended by itself with a non-zero code or a signal
     STARTING = "starting"  # a bgr or bgr-guard is starting it right now
     BACKOFF = "backoff"  # dead; the guard will restart it after a delay
     FATAL = "fatal"  # dead; the guard gave up until a manual restart

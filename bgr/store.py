@@ -375,7 +375,9 @@ class Registry:
     def require(self, name: str) -> ProcessRecord:
         record = self.get(name)
         if record is None:
-            raise NotFound(f"no process named {name!r}; run `bgr` to list them")
+            raise NotFound(
+                f"no process named {name!r}{_did_you_mean(name, self.names())}; run `bgr` to list them"
+            )
         return record
 
     def all(self, group: str | None = None) -> list[ProcessRecord]:
@@ -385,9 +387,17 @@ class Registry:
             rows = self._query(f'SELECT {_QUOTED} FROM processes WHERE "group" = ? ORDER BY name', (group,))
         return [_from_row(r) for r in rows]
 
-    def names(self) -> list[str]:
-        """Every registered name, sorted (no rows decoded)."""
-        return [str(r[0]) for r in self._query("SELECT name FROM processes ORDER BY name")]
+    def names(self, group: str | None = None) -> list[str]:
+        """Every registered name (or one group's), sorted (no rows decoded)."""
+        if group is None:
+            return [str(r[0]) for r in self._query("SELECT name FROM processes ORDER BY name")]
+        query = 'SELECT name FROM processes WHERE "group" = ? ORDER BY name'
+        return [str(r[0]) for r in self._query(query, (group,))]
+
+    def groups(self) -> list[str]:
+        """Every group that has a process, sorted."""
+        query = 'SELECT DISTINCT "group" FROM processes WHERE "group" IS NOT NULL ORDER BY 1'
+        return [str(r[0]) for r in self._query(query)]
 
     def put(self, record: ProcessRecord) -> ProcessRecord:
         """Insert or replace the whole row."""
@@ -433,3 +443,11 @@ class Registry:
 def open_registry(db: str | None = None, *, create: bool = False) -> Registry:
     """Open the registry chosen by --db, $DB_NAME or the default (``create``: make it if missing)."""
     return Registry(paths.layout(db), create=create)
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    """`` (did you mean web?)`` for a near miss among ``known``, else nothing."""
+    import difflib  # only on this error path
+
+    near = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {near[0]}?)" if near else ""

@@ -146,7 +146,7 @@ def test_untracked_file_in_the_way_aborts_with_gits_reason(repos: Repos) -> None
 def test_not_a_repository(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
-    with pytest.raises(GitError, match="is not a git repository; drop --fetch or run git init"):
+    with pytest.raises(GitError, match="is not a git repository; run git init or use --no-fetch"):
         pull_if_clean(plain)
 
 
@@ -345,3 +345,20 @@ def test_fetch_outside_a_git_repository_is_a_clear_error(
     assert code == 8
     assert_one_error_line(err)
     assert "not a git repository" in err
+
+
+def test_no_fetch_turns_a_remembered_fetch_off(
+    repos: Repos, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    app = repos.app
+    assert main(capsys, "--name", "app", "--directory", str(app), "--fetch", "--command", "sleep 60")[0] == 0
+    (app / TRACKED).write_text("local edit\n")  # a pull would refuse now
+    code, _, err = main(capsys, "app", "--restart", "--grace", "0.5")
+    assert code == 8 and "use --no-fetch" in err
+    code, out, err = main(capsys, "--name", "app", "--no-fetch", "--force", "--grace", "0.5")
+    assert code == 0, err
+    assert out.startswith("restarted app (pid ")
+    assert one(capsys, "app")["fetch"] is False
+    assert main(capsys, "app", "--restart", "--grace", "0.5")[0] == 0  # no pull any more
+    code, _, err = main(capsys, "--name", "app", "--fetch", "--no-fetch")
+    assert code == 2 and "contradict" in err

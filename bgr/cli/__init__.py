@@ -1,6 +1,7 @@
 """The ``bgr`` command line: argv → :class:`~bgr.cli.options.Args` → one command → output.
 
-The only package that sees argv, prints or exits. ``parse`` turns argv into the typed record
+The only package that sees argv, prints or exits. ``verbs`` turns ``bgr stop web`` into
+``bgr --stop web``, ``parse`` turns argv into the typed record
 (``options`` declares it), ``rules`` turns that into exactly one command, ``execute`` carries it
 out through the core and ``output`` shapes every answer; ``funnel`` maps errors to exit codes for
 both programs.
@@ -19,11 +20,12 @@ if TYPE_CHECKING:
 
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and do one thing. Raises BgrError for anything the user must fix."""
-    from bgr.cli import execute, options, parse, rules
+    from bgr.cli import execute, options, parse, rules, verbs
 
-    args = parse.parse(options.TABLE, argv)
+    line = verbs.translate(options.TABLE, argv)
+    args = parse.parse(options.TABLE, line.argv)
     assert isinstance(args, options.Args)
-    return execute.execute(rules.command(args))
+    return execute.execute(rules.command(args, literal=line.literal, verb=line.verb))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

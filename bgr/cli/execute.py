@@ -13,8 +13,8 @@ from bgr import __version__, paths
 from bgr.cli import output, rules
 from bgr.cli.options import TABLE
 from bgr.core import queries
-from bgr.errors import NoRegistry, RegistryError
-from bgr.models import StopResult
+from bgr.errors import BgrError, Interrupted, NoRegistry, RegistryError, StopError
+from bgr.models import StartResult, Status, StopResult
 
 
 def execute(command: rules.Command) -> int:
@@ -41,6 +41,8 @@ def _list(command: rules.ListProcesses) -> int:
         return 0
     if command.as_json:
         output.emit(output.to_json([output.as_dict(i, show_env=command.show_env) for i in infos]))
+    elif not infos and command.group is not None:
+        output.emit(queries.empty_group(command.group, queries.groups(db=command.db)))
     else:
         output.emit(output.table(infos, colour=output.colour(), width=output.terminal_width()))
     return 0
@@ -60,32 +62,48 @@ def _show(command: rules.ShowProcess) -> int:
 
 
 def _logs(command: rules.ShowLogs) -> int:
+    from bgr.cli import logview
     from bgr.logfiles import reading
 
+    selection = command.selection
     try:
-        files = queries.log_paths(command.name, db=command.db, stream=command.stream)
+        names = queries.select(
+            selection.names, group=selection.group, everything=selection.everything, db=command.db
+        )
+        several = len(names) > 1
+        files = [
+            (f"{name} {label}" if several else label, path)
+            for name in names
+            for label, path in queries.log_paths(name, db=command.db, stream=command.stream)
+        ]
     except NoRegistry as exc:
         output.emit(str(exc))
         return 0
+    if not files:
+        output.emit("no processes")
+        return 0
+    writer = logview.LogWriter(escape=not command.raw and logview.terminal())
     # Tail up to the size seen now and follow from exactly there: no line missed or shown twice.
     ends = {label: paths.file_size(path) for label, path in files}
     for label, path in files:
         if len(files) > 1 or not command.follow:
-            output.emit(f"==> {label}: {path} <==")
+            writer.header(label, path)
         for chunk in reading.tail(path, command.lines, end=ends[label]):
-            sys.stdout.write(chunk)
+            writer.write(label, chunk)
         sys.stdout.flush()
-    if command.follow:
-        import threading
+    if not command.follow:
+        writer.finish()
+        return 0
+    import threading
 
-        stop = threading.Event()
-        prefix = len(files) > 1
-        try:
-            for label, text in reading.follow(files, stop, start=ends):
-                sys.stdout.write(output.labelled(label, text) if prefix else text)
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            stop.set()
+    stop = threading.Event()
+    writer.prefix = len(files) > 1
+    try:
+        for label, text in reading.follow(files, stop, start=ends):
+            writer.write(label, text)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 
@@ -96,38 +114,136 @@ def _start(command: rules.Start) -> int:
         command.request,
         db=command.db,
         grace=_grace(command.grace),
-        startup_window=launch.STARTUP_WINDOW if command.wait is None else command.wait,
+        startup_window=_window(command.wait),
     )
     output.emit(output.to_json(output.as_dict(result.info)) if command.as_json else output.started(result))
     return 0 if command.logs is None else _logs(command.logs)
 
 
+def _start_again(command: rules.StartAgain) -> int:
+    from bgr.core import launch
+    from bgr.models import StartRequest
+
+    names = _selected(command.selection, command.db)
+    if not command.force and (command.selection.group is not None or command.selection.everything):
+        names, running = _not_running(names, command.db)
+        for name in running:
+            output.emit(f"{name} is already running")
+
+    def start_one(name: str) -> StartResult:
+        request = StartRequest(name=name, force=command.force)
+        return launch.start(
+            request, db=command.db, grace=_grace(command.grace), startup_window=_window(command.wait)
+        )
+
+    return _each(names, start_one, command.as_json, replaced=None)
+
+
 def _restart(command: rules.Restart) -> int:
     from bgr.core import launch
 
-    result = launch.restart(
-        command.name,
-        db=command.db,
-        grace=_grace(command.grace),
-        startup_window=launch.STARTUP_WINDOW if command.wait is None else command.wait,
-        force=command.force,
-    )
-    output.emit(
-        output.to_json(output.as_dict(result.info))
-        if command.as_json
-        else output.started(result, replaced=True)
-    )
-    return 0
+    def restart_one(name: str) -> StartResult:
+        return launch.restart(
+            name,
+            db=command.db,
+            grace=_grace(command.grace),
+            startup_window=_window(command.wait),
+            force=command.force,
+        )
+
+    return _each(_selected(command.selection, command.db), restart_one, command.as_json, replaced=True)
+
+
+def _each(
+    names: list[str], act: Callable[[str], StartResult], as_json: bool, *, replaced: bool | None
+) -> int:
+    """(Re)start each name, in parallel (each waits out its own start window), and say how each
+    went: the ones that worked on stdout, the failures on stderr. One name fails as always: its
+    error is the command's. Several: the exit status is the first failure's."""
+    if len(names) == 1:
+        result = act(names[0])
+        output.emit(
+            output.to_json(output.as_dict(result.info))
+            if as_json
+            else output.started(result, replaced=replaced)
+        )
+        return 0
+    if not names:
+        output.emit("[]" if as_json else "no processes")
+        return 0
+    from concurrent.futures import ThreadPoolExecutor
+
+    outcomes: list[StartResult | BgrError] = []
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        for future in [pool.submit(act, name) for name in names]:
+            try:
+                outcomes.append(future.result())
+            except BgrError as exc:
+                outcomes.append(exc)
+    failures = [(name, o) for name, o in zip(names, outcomes, strict=True) if isinstance(o, BgrError)]
+    if as_json:
+        output.emit(
+            output.to_json([output.outcome_dict(name, o) for name, o in zip(names, outcomes, strict=True)])
+        )
+    else:
+        done = [output.started(o, replaced=replaced) for o in outcomes if not isinstance(o, BgrError)]
+        if done:
+            output.emit("\n".join(done))
+    sys.stdout.flush()
+    for name, error in failures:
+        details = f"\n{error.details.rstrip()}" if error.details else ""
+        sys.stderr.write(f"bgr: {name}: {error}{details}\n")
+    return failures[0][1].exit_code if failures else 0
+
+
+def _not_running(names: list[str], db: str | None) -> tuple[list[str], list[str]]:
+    infos = {i.name: i for i in queries.list_processes(db=db)}
+    running = [n for n in names if n in infos and infos[n].status is Status.RUNNING]
+    return [n for n in names if n not in running], running
+
+
+def _selected(selection: rules.Selection, db: str | None) -> list[str]:
+    return queries.select(selection.names, group=selection.group, everything=selection.everything, db=db)
+
+
+def _window(wait: float | None) -> float:
+    from bgr.core.startup import STARTUP_WINDOW
+
+    return STARTUP_WINDOW if wait is None else wait
 
 
 def _stop(command: rules.Stop) -> int:
     from bgr.core import teardown
 
-    act = teardown.delete if command.delete else teardown.stop
-    result = act(command.name, db=command.db, grace=_grace(command.grace))
+    names = _selected(command.selection, command.db)
+    if not names:
+        output.emit("[]" if command.as_json else "no processes")
+        return 0
+    act = teardown.delete_many if command.delete else teardown.stop_many
+    try:
+        results = act(names, db=command.db, grace=_grace(command.grace))
+    except KeyboardInterrupt:
+        raise Interrupted(_left_after_interrupt(names, command.db)) from None
     verb = "deleted" if command.delete else "stopped"
-    output.emit(output.stop_results([result], verb, as_json=command.as_json))
-    return _stopped([result])
+    output.emit(output.stop_results(results, verb, as_json=command.as_json))
+    return _stopped(results)
+
+
+def _left_after_interrupt(names: list[str] | None, db: str | None) -> str:
+    """What a Ctrl-C during a stop's grace period left: the rows say stopped (the guard leaves
+    them alone); the processes that got SIGTERM may still be on their way out."""
+    try:
+        infos = queries.list_processes(db=db)
+        alive = [i.name for i in infos if (names is None or i.name in names) and i.status is Status.RUNNING]
+    except BgrError:
+        alive = []
+    if not alive:
+        return "interrupted, but everything was already stopped"
+    listed = " ".join(alive)
+    return (
+        f"interrupted: {', '.join(alive)} got SIGTERM and still run (marked stopped: the guard leaves "
+        f"them alone); to finish: bgr stop {listed}, or bgr stop {listed} --grace 0 to kill now"
+    )
 
 
 def _stopped(results: list[StopResult]) -> int:
@@ -139,7 +255,7 @@ def _stopped(results: list[StopResult]) -> int:
             f"{names}: stopped, but the registry could not record it ({unrecorded[0].unrecorded}); "
             "the next bgr command records it once it can"
         )
-    return 1 if any(r.leftover for r in results) else 0
+    return StopError.exit_code if any(r.leftover for r in results) else 0
 
 
 def _clean(command: rules.Clean) -> int:
@@ -152,7 +268,10 @@ def _clean(command: rules.Clean) -> int:
 def _nuke(command: rules.Nuke) -> int:
     from bgr.core import teardown
 
-    results = teardown.nuke(db=command.db, grace=_grace(command.grace))
+    try:
+        results = teardown.nuke(db=command.db, grace=_grace(command.grace))
+    except KeyboardInterrupt:
+        raise Interrupted(_left_after_interrupt(None, command.db)) from None
     output.emit(output.stop_results(results, "deleted", as_json=command.as_json))
     return _stopped(results)
 
@@ -176,6 +295,7 @@ _HANDLERS: dict[type, Callable[..., int]] = {
     rules.ShowProcess: _show,
     rules.ShowLogs: _logs,
     rules.Start: _start,
+    rules.StartAgain: _start_again,
     rules.Restart: _restart,
     rules.Stop: _stop,
     rules.Clean: _clean,

@@ -7,7 +7,7 @@ usage text (``bgr --help``) and the fast parse path from it.
 from __future__ import annotations
 
 from bgr import units
-from bgr.cli.table import Table, flag, many, positional, value
+from bgr.cli.table import Table, flag, many, positionals, value
 from bgr.record import Record
 from bgr.units import seconds, whole_number
 
@@ -34,6 +34,7 @@ class Args(Record):
     )
     force: bool = flag("--force", "Restart NAME if it runs, and stop your listeners on its ports.")
     fetch: bool = flag("--fetch", "git pull --ff-only in DIR before every start (remembered).")
+    no_fetch: bool = flag("--no-fetch", "Stop pulling before starts (undoes a remembered --fetch).")
     wait: float | None = value(
         "--wait",
         "SECONDS",
@@ -54,18 +55,23 @@ class Args(Record):
 
     json: bool = flag("--json", "Print JSON (the list, or one process with NAME).", heading="Look")
     show_env: bool = flag("--show-env", "Include environment values (they may hold secrets).")
-    filter: str | None = value("--filter", "GROUP", "List only the processes of GROUP.")
-    logs: bool = flag("--logs", "Show NAME's logs: stdout, then stderr.")
+    filter: str | None = value("--filter", "GROUP", "Only GROUP's processes (the list, or an action).")
+    logs: bool = flag("--logs", "Show the logs of NAME...: stdout, then stderr.")
     log_stdout: bool = flag("--log-stdout", "With --logs: only stdout.")
     log_stderr: bool = flag("--log-stderr", "With --logs: only stderr.")
     lines: int | None = value("--lines", "N", "With --logs: only the last N lines.", convert=whole_number)
     follow: bool = flag("--follow", "With --logs: keep printing new output until Ctrl-C.")
+    raw: bool = flag("--raw", "With --logs: pass control characters to the terminal as they are.")
 
-    restart: bool = flag(
-        "--restart", "Restart NAME (re-reads its config; keeps command and paths).", heading="Control"
+    start: bool = flag(
+        "--start",
+        "Start again from the stored definition.",
+        heading="Control (each takes NAME..., --filter GROUP or --all)",
     )
-    stop: bool = flag("--stop", "Stop NAME's whole process tree; keep its definition.")
-    delete: bool = flag("--delete", "Stop NAME, forget it and remove its logs.")
+    restart: bool = flag("--restart", "Restart (re-reads the config; keeps command and paths).")
+    stop: bool = flag("--stop", "Stop it and all it started; keep the definition.")
+    delete: bool = flag("--delete", "Stop, forget, and remove the logs.")
+    all: bool = flag("--all", "Every process (also: the word all, as in bgr stop all).")
     clean: bool = flag("--clean", "Forget every process that is not running.")
     nuke: bool = flag("--nuke", "Stop and forget every process.")
     grace: float | None = value(
@@ -81,7 +87,7 @@ class Args(Record):
     help: bool = flag("--help", "Show this help.", short="-h")
     version: bool = flag("--version", "Show the version.")
 
-    target: str | None = positional("NAME")
+    targets: tuple[str, ...] = positionals("NAME")
 
 
 TABLE = Table(
@@ -89,14 +95,25 @@ TABLE = Table(
     program="bgr",
     summary="bgr - run commands as named background processes, and keep track of them.",
     usage=(
-        "[options] {repeatable} [NAME]",
+        "[options] {repeatable} [NAME]...",
         "(-h | --help)",
         "--version",
     ),
     epilog="""\
+Commands (pm2 style; each is the option form on the right):
+  bgr                          list processes      (also: bgr list, bgr ls, bgr status)
+  bgr NAME                     details of NAME     (also: bgr status NAME)
+  bgr start NAME...            --start NAME...     (bgr start NAME --command CMD: a new one)
+  bgr stop|restart|delete NAME...   --stop, --restart, --delete; or --filter GROUP, --all, all
+  bgr logs NAME...             --logs NAME...
+  A name that is a verb: bgr --name restart, or bgr -- restart (words after -- are names).
+
 Examples:
-  bgr --name web --directory ./app --command "python3 -m http.server 8080"
-  bgr                      list processes        bgr web --logs --lines 50
-  bgr web --restart        restart web           bgr --delete web
+  bgr --name web --directory ./app --command "python3 -m http.server 8000 --bind 127.0.0.1"
+  bgr web --logs --lines 50    bgr restart web      bgr stop --filter dev      bgr delete all
+
+Exit codes: 0 done, 1 error, 2 usage, 3 unknown name, 4 already running, 5 config, 6 start
+failed, 7 registry or state directory, 8 git, 9 watch, 10 busy (a lock), 11 could not stop,
+130 interrupted (Ctrl-C).
 """,
 )

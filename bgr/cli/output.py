@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from bgr.errors import BgrError
 from bgr.models import FreedPort, ProcessInfo, ProcessRecord, StartResult, Status, StopResult
 from bgr.units import format_size
 
@@ -29,7 +30,7 @@ _COLOURS = {
     Status.BACKOFF: "33",  # yellow
     Status.FATAL: "1;31",  # bold red
 }
-EMPTY_HINT = 'no processes yet; start one with: bgr --name NAME --command "…"'
+EMPTY_HINT = 'no processes yet; start one with: bgr --name NAME --command "CMD"'
 
 
 def emit(text: str) -> None:
@@ -132,7 +133,8 @@ def table(infos: list[ProcessInfo], *, colour: bool, width: int = 120) -> str:
     """The ``bgr`` listing: one aligned row per process; the command is cut to fit ``width``."""
     if not infos:
         return EMPTY_HINT
-    header = ("NAME", "GROUP", "STATUS", "PID", "UPTIME", "↺", "MEMORY", "COMMAND")
+    fancy = _encodable("↺…")
+    header = ("NAME", "GROUP", "STATUS", "PID", "UPTIME", "↺" if fancy else "RESTARTS", "MEMORY", "COMMAND")
     rows = [
         (
             info.name,
@@ -157,12 +159,21 @@ def table(infos: list[ProcessInfo], *, colour: bool, width: int = 120) -> str:
             parts.append(_paint(padded, status, colour) if i == 2 and status else padded)
         command = cells[-1]
         if len(command) > room:
-            command = command[: room - 1] + "…"
+            command = command[: room - 1] + "…" if fancy else command[: room - 3] + "..."
         return "  ".join([*parts, command]).rstrip()
 
     out = [line(header, None)]
     out.extend(line(row, info.status) for row, info in zip(rows, infos, strict=True))
     return "\n".join(out)
+
+
+def _encodable(text: str) -> bool:
+    """Whether stdout's encoding can show ``text`` (not so under LANG=C, or a latin-1 terminal)."""
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
@@ -177,7 +188,7 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
         ("started", iso_time(record.started_at) or "-"),
         ("uptime", duration(uptime(info))),
         ("stopped", iso_time(record.stopped_at) or "-"),
-        ("exit code", "-" if info.exit_code is None else str(info.exit_code)),
+        ("exit code", _exit_code(info)),
         ("restarts", str(record.restarts)),
         ("directory", record.directory),
         ("command", record.command),
@@ -221,6 +232,14 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
             detail = f" ({event['detail']})" if event.get("detail") else ""
             lines.append(f"  {when}  {event.get('event', '?')}{detail}")
     return "\n".join(lines)
+
+
+def _exit_code(info: ProcessInfo) -> str:
+    if info.exit_code is not None:
+        return str(info.exit_code)
+    if info.status in (Status.EXITED, Status.BACKOFF, Status.FATAL):
+        return "unknown (no bgr was its parent when it ended; bgr-guard's children report theirs)"
+    return "-"
 
 
 def tracking(record: ProcessRecord) -> str:
@@ -289,15 +308,21 @@ def stop_results(results: Sequence[StopResult], verb: str, *, as_json: bool) -> 
 
 
 def _stopped_line(result: StopResult, verb: str) -> str:
+    """``stopped web``, ``web was not running``, ``deleted web (killed after the grace period)``."""
+    name = result.name
+    if result.leftover:
+        pids = ", ".join(map(str, result.leftover))
+        return f"{verb} {name}, but pids {pids} still run (another user's?)"
     if not result.was_running:
-        state = "was not running"
-    elif result.leftover:
-        state = f"could not stop pids {', '.join(map(str, result.leftover))}"
-    elif result.killed:
-        state = "killed after the grace period"
-    else:
-        state = "stopped"
-    return f"{verb} {result.name}: {state}"
+        return f"{name} was not running" if verb == "stopped" else f"{verb} {name} (it was not running)"
+    return f"{verb} {name} (killed after the grace period)" if result.killed else f"{verb} {name}"
+
+
+def outcome_dict(name: str, outcome: StartResult | BgrError) -> dict[str, Any]:
+    """One name of a bulk (re)start in JSON: the process, or what went wrong."""
+    if isinstance(outcome, BgrError):
+        return {"name": name, "error": outcome.message, "exit_code": outcome.exit_code}
+    return as_dict(outcome.info)
 
 
 def cleaned(removed: Sequence[str], *, as_json: bool) -> str:

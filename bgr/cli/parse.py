@@ -50,14 +50,19 @@ def parse(
 def fast(table: Table, argv: Sequence[str]) -> dict[str, Any] | None:
     """``{long option or positional: raw value}`` for plain argv, else None (see the module doc)."""
     found: dict[str, Any] = {key: [] for key in table.lists}
+    if table.repeated is not None:
+        found[table.repeated] = []
     positionals = iter(table.positionals)
     tokens = iter(argv)
     for token in tokens:
         if not token.startswith("-"):
-            slot = next(positionals, None)
+            slot = next(positionals, table.repeated)
             if slot is None:
                 return None
-            found[slot] = token
+            if slot == table.repeated:
+                found[slot].append(token)
+            else:
+                found[slot] = token
             continue
         option, equals, value = token.partition("=")
         option = table.shorts.get(token, option)
@@ -116,9 +121,20 @@ def check_spelling(argv: Sequence[str], known: frozenset[str], program: str) -> 
         if token.startswith("--"):
             option = token.split("=", 1)[0]
             if option not in known:
-                near = sorted(o for o in known if o.startswith(option))
-                hint = f" (did you mean {' or '.join(near)}? options must be typed in full)" if near else ""
-                raise UsageError(f"unknown option {option}{hint}; see {program} --help")
+                raise UsageError(f"unknown option {option}{_near(option, known)}; see {program} --help")
+
+
+def _near(option: str, known: frozenset[str]) -> str:
+    """`` (did you mean --name?)`` for a prefix (never expanded: see the module doc) or a typo."""
+    prefixed = sorted(o for o in known if o.startswith(option))
+    if prefixed:
+        return f" (did you mean {' or '.join(prefixed)}? options must be typed in full)"
+    import difflib  # only on this error path
+
+    # Without the dashes, which every option shares and which would make any two look alike.
+    words = {o.lstrip("-"): o for o in known}
+    close = difflib.get_close_matches(option.lstrip("-"), sorted(words), n=2, cutoff=0.7)
+    return f" (did you mean {' or '.join(words[c] for c in close)}?)" if close else ""
 
 
 def unmatched_names(reason: str) -> list[str]:

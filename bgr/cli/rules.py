@@ -42,18 +42,27 @@ class ShowProcess(Record):
     show_env: bool
 
 
+class Selection(Record):
+    """Which processes an action is for: these names, a group's (``--filter``), or every one."""
+
+    names: tuple[str, ...] = ()
+    group: str | None = None
+    everything: bool = False
+
+
 class ShowLogs(Record):
-    """``bgr NAME --logs``."""
+    """``bgr NAME... --logs`` (or ``--filter GROUP``, ``--all``)."""
 
     db: str | None
-    name: str
+    selection: Selection
     stream: str  # "both", "stdout" or "stderr"
     lines: int | None
     follow: bool
+    raw: bool = False
 
 
 class Start(Record):
-    """``bgr --name NAME ...``; ``logs`` when ``--logs`` asks for them afterwards."""
+    """``bgr --name NAME ...``: a definition to start; ``logs`` when ``--logs`` asks for them afterwards."""
 
     db: str | None
     request: StartRequest
@@ -63,11 +72,22 @@ class Start(Record):
     logs: ShowLogs | None
 
 
-class Restart(Record):
-    """``bgr NAME --restart``."""
+class StartAgain(Record):
+    """``bgr start NAME...``: start stored definitions again (``force``: restart running ones)."""
 
     db: str | None
-    name: str
+    selection: Selection
+    wait: float | None
+    grace: float | None
+    force: bool
+    as_json: bool
+
+
+class Restart(Record):
+    """``bgr restart NAME...``."""
+
+    db: str | None
+    selection: Selection
     wait: float | None
     grace: float | None
     force: bool
@@ -75,10 +95,10 @@ class Restart(Record):
 
 
 class Stop(Record):
-    """``bgr NAME --stop`` (``delete``: ``--delete``)."""
+    """``bgr stop NAME...`` (``delete``: ``bgr delete NAME...``)."""
 
     db: str | None
-    name: str
+    selection: Selection
     grace: float | None
     delete: bool
     as_json: bool
@@ -112,90 +132,165 @@ class Watch(Record):
 
 
 Command = (
-    Help | Version | ListProcesses | ShowProcess | ShowLogs | Start | Restart | Stop | Clean | Nuke | Watch
+    Help
+    | Version
+    | ListProcesses
+    | ShowProcess
+    | ShowLogs
+    | Start
+    | StartAgain
+    | Restart
+    | Stop
+    | Clean
+    | Nuke
+    | Watch
 )
 
-_CONTROLS = ("restart", "stop", "delete", "clean", "nuke")
+_CONTROLS = ("start", "restart", "stop", "delete", "clean", "nuke")
 # The options that change a stored definition (a --restart refuses them).
-_DEFINITION = ("command", "directory", "config", "env", "group", "stdout", "stderr", "port", "fetch")
+_DEFINITION = (
+    "command",
+    "directory",
+    "config",
+    "env",
+    "group",
+    "stdout",
+    "stderr",
+    "port",
+    "fetch",
+    "no_fetch",
+)
 
 
-def command(args: Args) -> Command:
-    """The one thing this command line asks for; UsageError when options do not fit together."""
+class _Line(Record):
+    """What rules need to know beyond Args: the names after ``--`` and the verb used, if any."""
+
+    literal: tuple[str, ...] = ()
+    verb: str | None = None
+
+
+def command(args: Args, *, literal: tuple[str, ...] = (), verb: str | None = None) -> Command:
+    """The one thing this command line asks for; UsageError when options do not fit together.
+
+    ``literal`` are the names given after ``--``; ``verb`` the pm2-style verb the line began with
+    (see :mod:`bgr.cli.verbs`), for the wording of errors only."""
     if args.help:
         return Help()
     if args.version:
         return Version()
-    target = _target(args)
+    line = _Line(literal, verb)
     controls = [c for c in _CONTROLS if getattr(args, c)]
-    starting = args.name is not None or args.command is not None
-    _check_actions(args, controls, starting, target)
-    _check_companions(args, controls, starting, target)
-    if controls:
-        return _control(args, controls[0], target)
+    defining = args.command is not None or bool(_changes(args))
+    acting = bool(controls) or args.logs
+    selection = _selection(args, line, acting and not (defining or args.watch))
+    _check_actions(args, controls, defining)
+    _check_companions(args, controls, defining)
+    if controls and controls[0] in ("clean", "nuke"):
+        if selection != Selection():
+            raise UsageError(f"{_flag(controls[0])} acts on every process and takes no NAME")
+        return _control(args, controls[0], selection)
+    if (controls == ["start"] and defining) or (not controls and (defining or args.name is not None)):
+        if args.watch:
+            return _watch(args, _one(selection, line, "--watch"))
+        return _start(args, _one(selection, line, "starting a process"))
     if args.watch:
-        return _watch(args, _require(target))
-    if starting:
-        return _start(args, _require(target))
-    return _look(args, target)
+        return _watch(args, _one(selection, line, "--watch"))
+    if controls:
+        return _control(args, controls[0], _some(selection, line))
+    if args.logs:
+        return _logs(args, _some(selection, line))
+    return _look(args, selection)
 
 
-def _target(args: Args) -> str | None:
-    positional, named = args.target, args.name
-    if positional is not None and named is not None and positional != named:
-        raise UsageError(f"two names given ({positional!r} and {named!r}); give one")
-    # `is not None`, not truthiness: an empty NAME must be refused, not mistaken for "list".
-    target = positional if positional is not None else named
-    if target is not None:
-        paths.validate_name(target)
-    return target
+def _selection(args: Args, line: _Line, bulk: bool) -> Selection:
+    """NAMEs (bare words, ``--name``, words after ``--``), ``--filter`` and ``--all`` as one
+    Selection. The bare word ``all`` means every process where a bulk action is asked for."""
+    bare = list(args.targets)
+    everything = args.all
+    if bulk and "all" in bare:
+        if len(bare) > 1:
+            raise UsageError("all means every process; give names or all, not both")
+        bare, everything = [], True
+    names = [*bare, *([args.name] if args.name is not None else []), *line.literal]
+    for name in names:
+        paths.validate_name(name)
+    unique = tuple(dict.fromkeys(names))
+    given = [
+        what
+        for what, present in (("names", unique), ("--filter", args.filter), ("--all", everything))
+        if present
+    ]
+    if len(given) > 1:
+        raise UsageError(f"give NAMEs, --filter GROUP or --all; not {' and '.join(given)}")
+    if args.filter is not None:
+        paths.validate_name(args.filter, "group")
+    return Selection(unique, args.filter, everything)
 
 
-def _require(target: str | None) -> str:
-    if target is None:
-        raise UsageError("which process? give NAME (or --name NAME)")
-    return target
+def _one(selection: Selection, line: _Line, what: str) -> str:
+    """The one name ``what`` needs."""
+    if selection.group is not None or selection.everything:
+        raise UsageError(f"{what} takes one NAME, not --filter or --all")
+    if len(selection.names) > 1:
+        raise UsageError(f"{what} takes one NAME, not {len(selection.names)} ({', '.join(selection.names)})")
+    if not selection.names:
+        raise UsageError("which process? give NAME (or --name NAME)" + _verb_hint(line))
+    return selection.names[0]
+
+
+def _some(selection: Selection, line: _Line) -> Selection:
+    if selection == Selection():
+        raise UsageError("which processes? give NAME..., --filter GROUP or --all" + _verb_hint(line))
+    return selection
+
+
+def _verb_hint(line: _Line) -> str:
+    if line.verb is None:
+        return ""
+    return f"; for a process named {line.verb}: bgr -- {line.verb}"
 
 
 def _flag(option: str) -> str:
     return f"--{option.replace('_', '-')}"
 
 
-def _check_actions(args: Args, controls: list[str], starting: bool, target: str | None) -> None:
+def _changes(args: Args) -> list[str]:
+    return [_flag(o) for o in _DEFINITION if getattr(args, o) not in (None, False, ())]
+
+
+def _check_actions(args: Args, controls: list[str], defining: bool) -> None:
     """One action at a time, and only with what it can use."""
     if len(controls) > 1:
         raise UsageError(f"{' and '.join(map(_flag, controls))} are two actions; give one at a time")
-    if controls and ((starting and controls[0] != "restart") or args.watch):
+    if controls and ((defining and controls[0] not in ("start", "restart")) or args.watch):
         raise UsageError(f"{_flag(controls[0])} cannot be combined with starting a process")
-    changes = [_flag(o) for o in _DEFINITION if getattr(args, o) not in (None, False, ())]
-    if controls == ["restart"] and changes:
+    if controls == ["restart"] and defining:
         # A restart re-uses the stored definition; silently dropping new values would surprise.
         raise UsageError(
-            f"--restart keeps the stored definition and ignores {', '.join(changes)}; to change it, "
-            "start again with --force: bgr --name NAME ... --force"
+            f"--restart keeps the stored definition and ignores {', '.join(_changes(args))}; to change "
+            "it, start again with --force: bgr --name NAME ... --force"
         )
-    if controls and controls[0] in ("clean", "nuke"):
-        if target is not None:
-            raise UsageError(f"{_flag(controls[0])} acts on every process and takes no NAME")
-    elif (controls or args.logs or args.watch or starting) and target is None:
-        _require(target)
+    if args.fetch and args.no_fetch:
+        raise UsageError("--fetch and --no-fetch contradict each other; give one")
 
 
-def _check_companions(args: Args, controls: list[str], starting: bool, target: str | None) -> None:
+def _check_companions(args: Args, controls: list[str], defining: bool) -> None:
     """Options that only mean something next to another one."""
-    if (args.log_stdout or args.log_stderr or args.lines is not None or args.follow) and not args.logs:
-        raise UsageError("--log-stdout, --log-stderr, --lines and --follow go with --logs")
+    if (
+        args.log_stdout or args.log_stderr or args.lines is not None or args.follow or args.raw
+    ) and not args.logs:
+        raise UsageError("--log-stdout, --log-stderr, --lines, --follow and --raw go with --logs")
     if (args.debounce is not None or args.ignore) and not args.watch:
         raise UsageError("--debounce and --ignore go with --watch")
-    restarting = controls == ["restart"]
-    if args.wait is not None and not (starting or restarting):
+    starting = defining or args.name is not None or controls in (["start"], ["restart"])
+    if args.wait is not None and not starting:
         raise UsageError("--wait goes with starting a process or --restart")
-    if args.force and not (starting or args.watch or restarting):
+    if args.force and not (starting or args.watch):
         raise UsageError("--force goes with starting a process or --restart")
-    if args.filter and (target is not None or controls):
-        raise UsageError("--filter only applies to the list (bgr --filter GROUP)")
     if args.watch and args.json:
         raise UsageError("--json does not go with --watch")
+    if args.all and not (controls or args.logs):
+        raise UsageError("--all goes with an action: bgr stop --all, bgr restart --all, bgr logs --all")
 
 
 def _stream(args: Args) -> str:
@@ -206,29 +301,56 @@ def _stream(args: Args) -> str:
     return "both"
 
 
-def _logs(args: Args, name: str) -> ShowLogs:
-    return ShowLogs(db=args.db, name=name, stream=_stream(args), lines=args.lines, follow=args.follow)
+def _logs(args: Args, selection: Selection) -> ShowLogs:
+    return ShowLogs(
+        db=args.db,
+        selection=selection,
+        stream=_stream(args),
+        lines=args.lines,
+        follow=args.follow,
+        raw=args.raw,
+    )
 
 
-def _look(args: Args, target: str | None) -> Command:
-    if args.logs and target is not None:
-        return _logs(args, target)
-    if target is not None:
-        return ShowProcess(db=args.db, name=target, as_json=args.json, show_env=args.show_env)
+def _look(args: Args, selection: Selection) -> Command:
+    if len(selection.names) > 1:
+        verbs = [n for n in selection.names[1:] if n in ("start", "stop", "restart", "delete", "logs")]
+        hint = f"; to act on them the verb comes first: bgr {verbs[0]} NAME..." if verbs else ""
+        raise UsageError(
+            f"bgr NAME shows one process, not {len(selection.names)}; the list is bgr (or bgr --filter GROUP)"
+            + hint
+        )
+    if selection.names:
+        return ShowProcess(db=args.db, name=selection.names[0], as_json=args.json, show_env=args.show_env)
     return ListProcesses(db=args.db, group=args.filter, as_json=args.json, show_env=args.show_env)
 
 
-def _control(args: Args, control: str, target: str | None) -> Command:
+def _control(args: Args, control: str, selection: Selection) -> Command:
     if control == "clean":
         return Clean(db=args.db, as_json=args.json)
     if control == "nuke":
         return Nuke(db=args.db, grace=args.grace, as_json=args.json)
-    name = _require(target)
+    if control == "start":
+        return StartAgain(
+            db=args.db,
+            selection=selection,
+            wait=args.wait,
+            grace=args.grace,
+            force=args.force,
+            as_json=args.json,
+        )
     if control == "restart":
         return Restart(
-            db=args.db, name=name, wait=args.wait, grace=args.grace, force=args.force, as_json=args.json
+            db=args.db,
+            selection=selection,
+            wait=args.wait,
+            grace=args.grace,
+            force=args.force,
+            as_json=args.json,
         )
-    return Stop(db=args.db, name=name, grace=args.grace, delete=control == "delete", as_json=args.json)
+    return Stop(
+        db=args.db, selection=selection, grace=args.grace, delete=control == "delete", as_json=args.json
+    )
 
 
 def _start(args: Args, name: str) -> Start:
@@ -238,7 +360,7 @@ def _start(args: Args, name: str) -> Start:
         wait=args.wait,
         grace=args.grace,
         as_json=args.json,
-        logs=_logs(args, name) if args.logs else None,
+        logs=_logs(args, Selection((name,))) if args.logs else None,
     )
 
 
@@ -264,7 +386,7 @@ def _request(args: Args, name: str) -> StartRequest:
         config=args.config,
         stdout=args.stdout,
         stderr=args.stderr,
-        fetch=True if args.fetch else None,
+        fetch=True if args.fetch else (False if args.no_fetch else None),
         force=args.force,
         ports=args.port or None,
     )

@@ -18,9 +18,9 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 
-FLAG, VALUE, MANY, POSITIONAL = "flag", "value", "many", "positional"
+FLAG, VALUE, MANY, POSITIONAL, POSITIONALS = "flag", "value", "many", "positional", "positionals"
 _HELP_COLUMN = 26
-_EMPTY = {FLAG: False, VALUE: None, MANY: (), POSITIONAL: None}
+_EMPTY = {FLAG: False, VALUE: None, MANY: (), POSITIONAL: None, POSITIONALS: ()}
 
 
 class Option(Record):
@@ -42,7 +42,7 @@ class Option(Record):
 
     def spelling(self) -> str:
         """The option as docopt's option descriptions write it: ``-d DIR, --directory=DIR``."""
-        if self.kind == POSITIONAL:
+        if self.kind in (POSITIONAL, POSITIONALS):
             return self.long
         arg = "" if self.metavar is None else f"={self.metavar}"
         short = (
@@ -88,6 +88,11 @@ def positional(metavar: str, help: str = "", *, heading: str | None = None, conv
     return Option(POSITIONAL, metavar, metavar, help, None, heading, convert)
 
 
+def positionals(metavar: str, help: str = "", *, heading: str | None = None) -> Any:
+    """A field holding every positional argument (``[NAME]...``, the last slot), as a tuple."""
+    return Option(POSITIONALS, metavar, metavar, help, None, heading)
+
+
 class Table:
     """The options of one program, read from its record class (see the module docstring).
 
@@ -119,7 +124,9 @@ class Table:
             kind: frozenset(o.long for o in self.options if o.kind == kind) for kind in _EMPTY
         }
         self.flags, self.values, self.lists = by_kind[FLAG], by_kind[VALUE], by_kind[MANY]
-        self.positionals = tuple(o.long for o in self.options if o.kind == POSITIONAL)
+        self.positionals = tuple(o.long for o in self.options if o.kind in (POSITIONAL, POSITIONALS))
+        # The repeated slot, if any: every positional word after the single ones lands there.
+        self.repeated = next((o.long for o in self.options if o.kind == POSITIONALS), None)
         self.shorts = {o.short: o.long for o in self.options if o.short}
         self.known = self.flags | self.values | self.lists
 
@@ -148,7 +155,9 @@ class Table:
         values = {}
         for option in self.options:
             raw = given.get(option.long, option.empty)
-            if option.kind == MANY:
+            if option.kind == POSITIONALS:
+                raw = tuple(raw or ())
+            elif option.kind == MANY:
                 raw = tuple(raw if option.convert is None else (option.convert(v, option.long) for v in raw))
             elif option.convert is not None and isinstance(raw, str):
                 raw = option.convert(raw, option.long)

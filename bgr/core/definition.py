@@ -93,7 +93,8 @@ def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layou
     # Checked here, before anything is stopped: a --force start must not kill the running instance
     # and then fail to launch the new one.
     check_log_directories(record)
-    explicit = paths.absolute(req.config) if req.config else record.config_path
+    # The request's own spelling: a relative one that is missing gets a hint about --directory.
+    explicit = req.config or record.config_path
     config_path, config_env = _load_config(record.directory, explicit)
     return record._replace(config_path=config_path, config_env=config_env)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 
 from bgr import paths
-from bgr.errors import LockHeld, NoRegistry, RegistryError
+from bgr.errors import LockHeld, NoRegistry, NotFound, RegistryError
 from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
 from bgr.proc import host, identity
 from bgr.store import Registry, open_registry
@@ -64,7 +65,8 @@ def _status(record: ProcessRecord, alive: bool) -> Status:
         return Status.FATAL
     if phase == "backoff":
         return Status.BACKOFF
-    return Status.EXITED if record.exit_code == 0 else Status.CRASHED
+    # An unknown code (it died while no bgr was its parent) is no evidence of a crash.
+    return Status.EXITED if record.exit_code in (0, None) else Status.CRASHED
 
 
 def inspect(record: ProcessRecord, *, details: bool = False) -> ProcessInfo:
@@ -129,6 +131,46 @@ def list_processes(
             info = info._replace(memory_rss=usage.get(record.pgid or 0, (None, 0.0))[0])
         infos.append(info)
     return infos
+
+
+def select(
+    names: Sequence[str] = (), *, group: str | None = None, everything: bool = False, db: str | None = None
+) -> list[str]:
+    """The names an action is for: ``names`` (each must exist, checked before anything is done),
+    ``group``'s (NotFound when it has none: likely a typo) or, with ``everything``, all of them
+    (none without a registry; otherwise NoRegistry)."""
+    wanted = [paths.validate_name(n) for n in names]
+    try:
+        with open_registry(db) as reg:
+            for name in wanted:
+                reg.require(name)
+            if wanted:
+                return list(dict.fromkeys(wanted))
+            if everything or group is None:
+                return reg.names()
+            found = reg.names(group)
+            if not found:
+                raise NotFound(empty_group(group, reg.groups()))
+            return found
+    except NoRegistry:
+        if everything and not wanted:
+            return []
+        raise
+
+
+def empty_group(group: str, groups: Sequence[str]) -> str:
+    """What to say about a group with no processes."""
+    known = f"the groups are {', '.join(groups)}" if groups else "no process has a group yet"
+    return f"no processes in group {group!r} ({known}; set one with --group or BGR_GROUP)"
+
+
+def groups(*, db: str | None = None) -> list[str]:
+    """Every group that has a process (none without a registry)."""
+    try:
+        with open_registry(db) as reg:
+            return reg.groups()
+    except NoRegistry:
+        return []
 
 
 def log_paths(name: str, *, db: str | None = None, stream: str = "both") -> list[tuple[str, str]]:

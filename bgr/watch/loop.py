@@ -11,7 +11,9 @@ knows their exit codes. A crashed process is not restarted until the next change
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -19,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bgr import paths
-from bgr.core import launch
-from bgr.errors import BgrError, NoRegistry, NotFound, SpawnError, UsageError
+from bgr.core import definition, launch
+from bgr.errors import BgrError, LockHeld, NoRegistry, NotFound, SpawnError, UsageError
 from bgr.logfiles import reading
 from bgr.models import Desired, ProcessRecord, StartRequest, StartResult
 from bgr.proc import identity, spawn
+from bgr.proc.locks import file_lock
 from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import open_registry
 from bgr.watch.debounce import Debouncer
@@ -234,31 +237,61 @@ def run(
         existing, layout = None, paths.layout(db)
     if existing is None and request.command is None:
         raise UsageError(f"no process named {name!r}; give --command to start a new one")
+    # Every check a start makes, before anything is printed or watched (a bad --config is one
+    # line, not "watching ..." and then the error).
+    definition.build(existing, request._replace(name=name), layout)
+    request = request._replace(name=name)
     directory, stdout, stderr = _plan(request, existing, layout)
-    inbox = Inbox(clock)
-    watcher = Watcher(
-        directory,
-        ignore=ignore,
-        ignore_paths=(Path(paths.state_dir()), Path(layout.home), stdout, stderr),
-        inbox=inbox,
-        backend=backend,
-    )
-    count = watcher.start()
-    follower: LogFollower | None = None
+    with _one_watch(layout, name):
+        inbox = Inbox(clock)
+        watcher = Watcher(
+            directory,
+            ignore=ignore,
+            ignore_paths=(Path(paths.state_dir()), Path(layout.home), stdout, stderr),
+            inbox=inbox,
+            backend=backend,
+        )
+        count = watcher.start()
+        follower: LogFollower | None = None
+        try:
+            yield Watching(watcher.tree.root, count)
+            if logs is not None:
+                follower = LogFollower(_log_files(logs, stdout, stderr), inbox, lines)
+                yield from _grouped(follower.tail)
+            session = _Session(request, db, grace)
+            yield from session.start(())
+            yield from _loop(session, inbox, Debouncer(debounce), stop, clock)
+        finally:
+            inbox.close()  # first: it releases a follower waiting for room in the inbox
+            if follower is not None:
+                follower.stop()
+            watcher.close()
+            spawn.reap_spawned()
+
+
+@contextlib.contextmanager
+def _one_watch(layout: paths.Layout, name: str) -> Iterator[None]:
+    """One ``--watch`` per name: two would both restart it on every change and report each
+    other's restarts as crashes. The lock file names the holder for the refusal."""
+    path = os.path.join(layout.subdir("locks"), f"{name}.watch")
     try:
-        yield Watching(watcher.tree.root, count)
-        if logs is not None:
-            follower = LogFollower(_log_files(logs, stdout, stderr), inbox, lines)
-            yield from _grouped(follower.tail)
-        session = _Session(request._replace(name=name), db, grace)
-        yield from session.start(())
-        yield from _loop(session, inbox, Debouncer(debounce), stop, clock)
-    finally:
-        inbox.close()  # first: it releases a follower waiting for room in the inbox
-        if follower is not None:
-            follower.stop()
-        watcher.close()
-        spawn.reap_spawned()
+        with file_lock(path, timeout=0, held_by=f"bgr --watch of {name}") as held:
+            with open(path, "w", encoding="ascii") as fh:
+                fh.write(f"{os.getpid()}\n")
+            try:
+                yield
+            finally:
+                held.forget()
+    except LockHeld:
+        raise LockHeld(
+            f"another bgr --watch{_holder(path)} already watches {name}; stop it first (one watch per name)"
+        ) from None
+
+
+def _holder(path: str) -> str:
+    with contextlib.suppress(OSError, ValueError), open(path, encoding="ascii") as fh:
+        return f" (pid {int(fh.read().strip())})"
+    return ""
 
 
 def _loop(

@@ -128,3 +128,35 @@ def test_json_list_fields_env_values_only_on_request_and_a_jq_style_filter(
 )
 def test_describe_changes(paths: list[str], text: str) -> None:
     assert output.describe_changes(paths) == text
+
+
+def test_an_unknown_exit_is_neutral_and_a_finished_job_is_not_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import signal
+
+    from tests.support import must, wait_for
+
+    assert main(capsys, "--name", "gone", "--command", "sleep 60")[0] == 0
+    os.kill(must("gone").pid or 0, signal.SIGKILL)  # no bgr is its parent now: code unknown
+    gone = wait_for(lambda: next((p for p in listing(capsys) if p["status"] != "running"), None))
+    assert (gone["status"], gone["exit_code"]) == ("exited", None)
+    code, out, _ = main(capsys, "gone")
+    assert code == 0 and "unknown (no bgr was its parent" in out
+    code, out, err = main(capsys, "--name", "job", "--command", "true")
+    assert code == 0, err
+    assert out.startswith("job ran and finished at once (exit code 0)")
+    job = next(p for p in listing(capsys) if p["name"] == "job")
+    assert (job["status"], job["exit_code"]) == ("exited", 0)
+
+
+def test_the_table_falls_back_to_ascii(capsys: pytest.CaptureFixture[str]) -> None:
+    long = "sleep 60 # " + "x" * 200
+    assert main(capsys, "--name", "w", "--command", long, "--wait", "0")[0] == 0
+    done = run_bgr(env={**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "80"})
+    assert done.returncode == 0
+    header = done.stdout.splitlines()[0].split()
+    assert header == ["NAME", "GROUP", "STATUS", "PID", "UPTIME", "RESTARTS", "MEMORY", "COMMAND"]
+    assert done.stdout.splitlines()[1].endswith("...") and "\\u" not in done.stdout
+    utf8 = run_bgr(env={**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "80"})
+    assert "↺" in utf8.stdout.splitlines()[0] and utf8.stdout.splitlines()[1].endswith("…")

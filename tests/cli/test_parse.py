@@ -37,7 +37,7 @@ def spellings(option: Option) -> list[list[str]]:
 def corpus() -> list[list[str]]:
     """Every option in every spelling, alone and with NAME before and after it; every pair of
     options (in both orders) with NAME; nothing, and NAME alone."""
-    argvs: list[list[str]] = [[], ["web"]]
+    argvs: list[list[str]] = [[], ["web"], ["web", "api", "db"]]
     for option in OPTIONS:
         for form in spellings(option):
             argvs += [form, ["web", *form], [*form, "web"]]
@@ -76,7 +76,6 @@ def test_the_fast_path_gives_exactly_what_docopt_gives() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["web", "api"],
         ["--json", "--json"],
         ["--name", "a", "--name", "b"],
         ["--filter"],
@@ -108,7 +107,7 @@ def test_help_and_version_win_over_mistakes() -> None:
 
 def test_values_are_typed_and_bad_ones_named() -> None:
     args = parse.parse(TABLE, ["web", "--logs", "--lines", "20", "--grace=0.5"])
-    assert (args.target, args.logs, args.lines, args.grace) == ("web", True, 20, 0.5)
+    assert (args.targets, args.logs, args.lines, args.grace) == (("web",), True, 20, 0.5)
     with pytest.raises(UsageError, match="--grace takes a finite number, not 'nan'"):
         parse.parse(TABLE, ["--grace", "nan"])
     with pytest.raises(UsageError, match="--lines must not be negative"):
@@ -129,3 +128,14 @@ def test_prefix_of_nuke_does_not_nuke(populated: Path, capsys: pytest.CaptureFix
     code, _, err = main(capsys, "--nu")
     assert code == 2 and "--nuke" in err and "in full" in err
     assert [d["name"] for d in listing(capsys)] == ["known"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("--nmae", "--name"), ("--comand", "--command"), ("--stpo", "--stop"), ("--folow", "--follow")],
+)
+def test_a_mistyped_option_gets_a_suggestion(typed: str, meant: str) -> None:
+    with pytest.raises(UsageError, match=f"unknown option {typed} \\(did you mean {meant}\\?\\)"):
+        parse.parse(TABLE, [typed, "x"])
+    with pytest.raises(UsageError, match=r"unknown option --bogus; see bgr --help"):
+        parse.parse(TABLE, ["--bogus"])

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support import Watch, child_command, listed, needs_inotify, run_bgr
+from tests.support import Watch, assert_one_error_line, child_command, listed, needs_inotify, run_bgr
 
 
 def has_inotify_fd(pid: int) -> bool:
@@ -39,3 +39,33 @@ def test_ctrl_c_leaves_the_process_running(tmp_path: Path, watching: Callable[..
     assert row["pid"] == pid
     os.kill(pid, 0)
     assert run_bgr("--stop", "keep").returncode == 0
+
+
+@needs_inotify
+def test_a_second_watch_of_a_name_is_refused(
+    tmp_path: Path, bgr_home: Path, watching: Callable[..., Watch]
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    first = watching("--name", "dev", "-d", str(app), "-c", "sleep 60", "--watch", cwd=tmp_path)
+    first.wait_for(r"^started dev \(pid \d+\)")
+    second = run_bgr("--name", "dev", "-d", str(app), "-c", "sleep 60", "--watch", cwd=tmp_path)
+    assert second.returncode == 10 and second.stdout == ""
+    assert_one_error_line(second.stderr)
+    assert f"another bgr --watch (pid {first.proc.pid}) already watches dev" in second.stderr
+    assert first.interrupt() == 0
+    assert run_bgr("--delete", "dev", "--grace", "0.5").returncode == 0
+    assert not list((bgr_home / "locks").glob("dev.*"))  # the lock files went too
+
+
+def test_a_bad_config_is_one_line_before_anything_is_watched(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / ".dev.toml").write_text("A = 1\n")
+    done = run_bgr(
+        "--name", "dev", "-d", str(app), "-c", "sleep 60", "--config", ".dev.toml", "--watch", cwd=tmp_path
+    )  # fmt: skip
+    assert done.returncode == 5 and done.stdout == ""
+    assert_one_error_line(done.stderr)
+    assert "relative --config is read from the current directory" in done.stderr
+    assert f"--config {app / '.dev.toml'}" in done.stderr

@@ -124,3 +124,22 @@ def test_invalid_toml_starts_nothing_and_changes_nothing(
     assert code == 5 and message in err
     assert registry_snapshot(bgr_home / "bgr.sqlite") == before
     assert managed("new") == []
+
+
+def test_a_relative_config_that_is_missing_says_where_it_was_looked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = tmp_path / "backend"
+    backend.mkdir()
+    (backend / ".dev.toml").write_text("A = 1\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ("--name", "b", "--directory", "./backend", "--command", "sleep 60", "--config", ".dev.toml")
+    code, out, err = main(capsys, *argv)
+    assert (code, out) == (5, "")
+    assert err == (
+        f"bgr: config file {tmp_path / '.dev.toml'} not found; a relative --config is read from the "
+        f"current directory ({tmp_path}), not --directory; for the one in --directory: "
+        f"--config {backend / '.dev.toml'}\n"
+    )
+    code, _, err = main(capsys, *argv[:-1], str(backend / ".dev.toml"))
+    assert code == 0, err

@@ -50,7 +50,7 @@ def test_stop_keeps_the_definition(
     pid = started_pid(out)
     code, out, err = main(capsys, *spelling, "--grace", "0.5")
     assert code == 0, err
-    assert out.strip() == "stopped w: stopped"
+    assert out.strip() == "stopped w"
     assert not alive(pid)
     data = one(capsys, "w")
     assert data["status"] == "stopped" and data["pid"] is None and data["command"] == "sleep 60"
@@ -145,7 +145,7 @@ def test_delete_takes_the_whole_tree_the_row_and_the_logs(
     assert any(session_of(p) == p for p in mine)  # one left the session
     deleted = run_bgr(*spelling, "--grace", "0.5")
     assert deleted.returncode == 0, deleted.stderr
-    assert deleted.stdout.strip() == "deleted tree: stopped"
+    assert deleted.stdout.strip() == "deleted tree"
     assert processes_with_env("BGR_HOME", str(bgr_home)) == []
     assert json.loads(run_bgr("--json").stdout) == []
     assert not (bgr_home / "tree-out.txt").exists() and not (bgr_home / "tree-err.txt").exists()
