@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import shlex
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +80,14 @@ def _at_most_times(row: str, base: str, factor: float) -> Callable[[Results], bo
     return test
 
 
+def _within(row: str, base: str, extra: float) -> Callable[[Results], bool | None]:
+    def test(results: Results) -> bool | None:
+        ours, theirs = results.value(row), results.value(base)
+        return None if ours is None or theirs is None else ours <= theirs + extra
+
+    return test
+
+
 def _at_least(row: str, limit: float) -> Callable[[Results], bool | None]:
     def test(results: Results) -> bool | None:
         value = results.value(row)
@@ -120,6 +129,17 @@ ROWS: dict[str, list[Row]] = {
     ],
     "start": [Row("start1", "start one process", Goal("≤ 50 ms", _at_most("start1", 50)))],
     "restart": [Row("restart", "restart one running process")],
+    "startup": [
+        Row("startsrv", "start a server, default wait: until it accepts connections"),
+        Row("startwork", "start a worker that never listens, default wait"),
+        Row("startw0", "start, --wait 0"),
+        Row("restartw0", "restart, --wait 0, no guard"),
+        Row(
+            "restartg",
+            "restart, --wait 0, bgr-guard --all running",
+            Goal("≤ no guard + 10 ms", _within("restartg", "restartw0", 10)),
+        ),
+    ],
     "batch": [
         Row("start20", "start 20 (sequential calls, total)"),
         Row("stop20", "stop 20, one call", Goal("≤ 0.3 s", _at_most("stop20", 0.3))),
@@ -232,6 +252,62 @@ def fig_restart(m: Manager, ctx: Context) -> None:
         ctx.results.put("restart", m.key, measured(samples(m, m.restart_cmd("one"), ctx.reps), "ms"))
     finally:
         m.reset()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+SERVER = "import http.server, sys; http.server.test(port=int(sys.argv[1]), bind='127.0.0.1')"
+WORKER = "import time; time.sleep(3600)"
+
+
+def fig_startup(m: Manager, ctx: Context) -> None:
+    """bgr's default start (it watches the new process settle, at most 1 s) for a server and a
+    worker, next to ``--wait 0``; and a restart with and without bgr-guard watching."""
+    if not isinstance(m, Bgr):
+        raise Skip("bgr's start window")
+    python, bgr = str(m.tools.python), str(m.tools.bgr)
+
+    server, worker, quick = [], [], []
+    try:
+        for i in range(ctx.reps.warmup + ctx.reps.fast):
+            port = free_port()
+            began = time.monotonic()
+            m.call(Cmd((bgr, "--name", "srv", "--command", shlex.join([python, "-c", SERVER, str(port)]))))
+            wait_for("the server to listen", functools.partial(accepts, port), 10)
+            took = time.monotonic() - began
+            worker_took = m.call(Cmd((bgr, "--name", "wk", "--command", shlex.join([python, "-c", WORKER]))))
+            quick_took = m.call(
+                Cmd((bgr, "--name", "w0", "--wait", "0", "--command", shlex.join([python, "-c", WORKER])))
+            )
+            if i >= ctx.reps.warmup:
+                server.append(took)
+                worker.append(worker_took)
+                quick.append(quick_took)
+            m.reset()
+        m.define(["one"])
+        m.call(m.start_cmd("one"))
+        alone = samples(m, m.restart_cmd("one"), ctx.reps)
+        m.supervise(ctx.reps)
+        guarded = samples(m, m.restart_cmd("one"), ctx.reps)
+    finally:
+        m.unsupervise()
+        m.reset()
+    put = ctx.results.put
+    put("startsrv", m.key, measured(server, "ms"))
+    put("startwork", m.key, measured(worker, "ms"))
+    put("startw0", m.key, measured(quick, "ms"))
+    put("restartw0", m.key, measured(alone, "ms"))
+    put("restartg", m.key, measured(guarded, "ms"))
 
 
 def fig_batch(m: Manager, ctx: Context) -> None:
@@ -574,6 +650,7 @@ FIGURES: dict[str, Callable[[Manager, Context], None]] = {
     "list": fig_list,
     "start": fig_start,
     "restart": fig_restart,
+    "startup": fig_startup,
     "batch": fig_batch,
     "guard": fig_guard,
     "logs": fig_logs,

@@ -248,6 +248,10 @@ class Bgr(Manager):
                 str(self.dir),
                 "--command",
                 shlex.join(self.child_argv(name)),
+                # Fire and forget, as supervisorctl (startsecs=0) and pm2 return: the default
+                # start watches the process settle (up to 1 s); figure "startup" measures that.
+                "--wait",
+                "0",
             )
         )
 
@@ -258,7 +262,7 @@ class Bgr(Manager):
         return Cmd((str(self.tools.bgr), "--nuke"))
 
     def restart_cmd(self, name: str) -> Cmd:
-        return Cmd((str(self.tools.bgr), name, "--restart"))
+        return Cmd((str(self.tools.bgr), name, "--restart", "--wait", "0"))
 
     def discard(self, name: str) -> None:
         self.call(Cmd((str(self.tools.bgr), "--delete", name, "--grace", "2")))

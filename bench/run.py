@@ -34,13 +34,20 @@ HOW = [
     ("list", "`bgr` / `supervisorctl status` / `pm2 ls`; as JSON: `bgr --json` / — / `pm2 jlist`"),
     (
         "start",
-        '`bgr --name N --command "sh child.sh"` (new name) / `supervisorctl start N` of a program '
+        '`bgr --name N --command "sh child.sh" --wait 0` (new name) / `supervisorctl start N` of a program '
         "defined beforehand (startsecs=0; the default 1 s would add a second) / "
         "`pm2 start /bin/sh --name N -- child.sh`",
     ),
     ("stop 20, one call", "`bgr --nuke` (also forgets them) / `supervisorctl stop all` / `pm2 delete all`"),
     ("stop 20, each", "`bgr --stop N` / `supervisorctl stop N` / `pm2 stop N`, 20 calls"),
-    ("restart", "`bgr N --restart` / `supervisorctl restart N` / `pm2 restart N`"),
+    ("restart", "`bgr N --restart --wait 0` / `supervisorctl restart N` / `pm2 restart N`"),
+    (
+        "startup",
+        "bgr only: its default start watches the new process until it settles (50 ms without CPU "
+        "use) or 1 s pass, to catch a crash at start; a Python http.server until it accepts a "
+        "connection, a Python sleeper, and the same with `--wait 0`; a restart with `--wait 0` "
+        "alone and with `bgr-guard --all` running",
+    ),
     (
         "crash",
         "SIGKILL to a process that has run > 10 s (bgr: its process group, since dash forks the "

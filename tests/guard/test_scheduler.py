@@ -77,6 +77,20 @@ def test_once_restarts_what_is_due_and_exits(guard: Callable[..., Guard]) -> Non
         assert guard("--all", "--once").proc.wait(15) == 0
 
 
+def test_passes_from_cron_do_not_push_the_real_events_out(guard: Callable[..., Guard]) -> None:
+    """Each ``--once`` pass notes "guarded"; only the last few of those routine events are kept,
+    so the history still shows the start and the crash after many passes."""
+    start_cli("job", "sleep 300")
+    time.sleep(0.35)
+    kill_instance("job")
+    wait_for(lambda: not record_alive(must("job")))
+    for _ in range(8):
+        assert guard("--all", "--once", "--stable-after", "0.3").proc.wait(15) == 0
+    kinds = [str(e["event"]) for e in must("job").events]
+    assert kinds.count("guarded") <= 3
+    assert kinds[0] == "started" and "restarted by guard" in kinds
+
+
 @pytest.mark.parametrize(
     ("interval", "rotate_every", "pull_every"),
     [(30.0, None, 300.0), (30.0, 60.0, 300.0), (60.0, 15.0, 300.0), (5.0, 5.0, 60.0), (2.0, 1.0, 3.0)],
