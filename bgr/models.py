@@ -38,6 +38,7 @@ class Status(StrEnum):
     STARTING = "starting"  # a bgr or bgr-guard is starting it right now
     BACKOFF = "backoff"  # dead; the guard will restart it after a delay
     FATAL = "fatal"  # dead; the guard gave up until a manual restart
+    SCHEDULED = "scheduled"  # a --cron job between two runs
 
 
 class Desired(StrEnum):
@@ -118,6 +119,16 @@ class ProcessRecord(Record):
     cgroup: str | None = None
     ports: tuple[int, ...] = ()  # declared with --port
     seen_ports: tuple[int, ...] = ()  # ports the instance was seen listening on
+    # --health and its options, as bgr.health.probes.Probe.to_dict() ({} = no probe)
+    health: Mapping[str, Any] = EMPTY
+    # What the checks found: {"state", "last_check", "last_error", "failures", "since"}
+    health_state: Mapping[str, Any] = EMPTY
+    # {"restart_at": CRON} and/or {"cron": CRON} (a scheduled job), plus the guard's "next_run"
+    schedule: Mapping[str, Any] = EMPTY
+    on_failure: str | None = None  # --on-failure: a command run when it crashes, goes fatal or unhealthy
+    runs: tuple[
+        Mapping[str, Any], ...
+    ] = ()  # a --cron job's runs: {"started", "took", "exit_code"}, newest last
 
     @property
     def identity(self) -> Identity:
@@ -195,3 +206,7 @@ class StartRequest(Record):
     fetch: bool | None = None
     force: bool = False
     ports: tuple[int, ...] | None = None  # --port: the ports it listens on (None: keep the stored ones)
+    health: Mapping[str, Any] | None = None  # a probe's to_dict(); {} removes it (--no-health)
+    restart_at: str | None = None  # a cron expression; "" removes it
+    cron: str | None = None  # a cron expression: a scheduled job; "" removes it
+    on_failure: str | None = None  # a command; "" removes it

@@ -89,11 +89,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', lower(hex(randomblob(8))))",
     ),
+    (
+        # The health loop: a probe and what it found, schedules, an alert hook, a job's runs.
+        "ALTER TABLE processes ADD COLUMN health TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(health))",
+        "ALTER TABLE processes ADD COLUMN health_state TEXT NOT NULL DEFAULT '{}' "
+        "CHECK (json_valid(health_state))",
+        "ALTER TABLE processes ADD COLUMN schedule TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(schedule))",
+        "ALTER TABLE processes ADD COLUMN on_failure TEXT",
+        "ALTER TABLE processes ADD COLUMN runs TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(runs))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_DICT_FIELDS = frozenset({"env", "config_env", "guard", "intent"})
-_LIST_FIELDS = frozenset({"events", "members", "ports", "seen_ports"})
+_DICT_FIELDS = frozenset({"env", "config_env", "guard", "intent", "health", "health_state", "schedule"})
+_LIST_FIELDS = frozenset({"events", "members", "ports", "seen_ports", "runs"})
 _COLUMNS = ProcessRecord._fields
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 

@@ -112,3 +112,16 @@ def count_from(minimum: int) -> Callable[[str, str], int]:
         return number
 
     return count
+
+
+def duration(text: str, option: str) -> float:
+    """A duration more than 0 (``--health-every 5s``), see ``parse_duration``."""
+    return parse_duration(text, option)
+
+
+def count(text: str, option: str) -> int:
+    """A whole number of at least 1 (``--health-retries 3``)."""
+    number = whole_number(text, option)
+    if number < 1:
+        raise UsageError(f"{option} must be at least 1")
+    return number

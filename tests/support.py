@@ -879,3 +879,39 @@ def wiped(pid: int) -> bool:
         return b"=" not in Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
+
+
+# --------------------------------------------------------------------------------------------
+# a server with a health endpoint the test can switch
+
+
+# GET /health answers by the word in the file argv[2]: "ok" 200, "fail" 500, "hang" no answer;
+# listens on argv[1] after argv[3] seconds (0 by default), and prints each request to stderr.
+HEALTH_SERVER = textwrap.dedent(
+    """
+    import http.server, pathlib, sys, time
+    port, mode = int(sys.argv[1]), pathlib.Path(sys.argv[2])
+    time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            word = mode.read_text().strip() if mode.exists() else "ok"
+            if word == "hang":
+                time.sleep(60)
+            self.send_response(200 if word == "ok" else 500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    """
+)
+
+
+def health_server(tmp_path: Path, *, delay: float = 0) -> tuple[str, int, Path]:
+    """(command, port, mode file) of :data:`HEALTH_SERVER`; write "ok", "fail" or "hang" to the file."""
+    script = tmp_path / "health_server.py"
+    script.write_text(HEALTH_SERVER)
+    port = free_port()
+    mode = tmp_path / "mode"
+    mode.write_text("ok")
+    return shlex.join([sys.executable, str(script), str(port), str(mode), str(delay)]), port, mode

@@ -53,6 +53,39 @@ class Args(Record):
         "--ignore", "PATTERN", "--watch: also ignore paths matching PATTERN; repeat for more."
     )
 
+    health: str | None = value(
+        "--health",
+        "CHECK",
+        "Probe: http://HOST:PORT/PATH, tcp:HOST:PORT or 'cmd:COMMAND'.\n"
+        "A start waits until it passes; bgr-guard restarts it when it fails.",
+        heading="Health and schedules",
+    )
+    health_every: float | None = value(
+        "--health-every", "DUR", "Check this often under bgr-guard (default: 10s).", convert=units.duration
+    )
+    health_timeout: float | None = value(
+        "--health-timeout", "DUR", "A check that takes longer fails (default: 2s).", convert=units.duration
+    )
+    health_retries: int | None = value(
+        "--health-retries", "N", "Failures in a row that make it unhealthy (default: 3).", convert=units.count
+    )
+    health_start: float | None = value(
+        "--health-start",
+        "DUR",
+        "After each start, failures count only after this (default: 0).",
+        convert=units.duration,
+    )
+    no_health: bool = flag("--no-health", "Remove the probe.")
+    restart_at: str | None = value(
+        "--restart-at", "CRON", "bgr-guard restarts it on this schedule, e.g. '0 4 * * *' (off: none)."
+    )
+    cron: str | None = value(
+        "--cron", "CRON", "A scheduled job: bgr-guard runs it at these times (off: none)."
+    )
+    on_failure: str | None = value(
+        "--on-failure", "CMD", "Run CMD when it crashes, goes fatal or turns unhealthy (off: none)."
+    )
+
     json: bool = flag("--json", "Print JSON (the list, or one process with NAME).", heading="Look")
     show_env: bool = flag("--show-env", "Include environment values (they may hold secrets).")
     filter: str | None = value("--filter", "GROUP", "Only GROUP's processes (the list, or an action).")

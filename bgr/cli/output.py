@@ -29,6 +29,7 @@ _COLOURS = {
     Status.CRASHED: "31",  # red
     Status.BACKOFF: "33",  # yellow
     Status.FATAL: "1;31",  # bold red
+    Status.SCHEDULED: "36",  # cyan
 }
 EMPTY_HINT = 'no processes yet; start one with: bgr --name NAME --command "CMD"'
 
@@ -111,6 +112,9 @@ def as_dict(info: ProcessInfo, *, show_env: bool = False, details: bool = False)
         "members": [pid for pid, _ in record.members],
         "cgroup": record.cgroup,
         "intent": dict(record.intent),
+        "health": health_dict(record),
+        "schedule": _schedule_dict(record),
+        "on_failure": record.on_failure,
     }
     if show_env:
         data["env"] = env
@@ -118,7 +122,50 @@ def as_dict(info: ProcessInfo, *, show_env: bool = False, details: bool = False)
         data["cpu_percent"] = info.cpu_percent
         data["ports"] = list(info.ports)
         data["events"] = [dict(event) for event in record.events]
+        data["runs"] = [_run_dict(run) for run in record.runs]
     return data
+
+
+def health_dict(record: ProcessRecord) -> dict[str, Any] | None:
+    """The probe and what it found (None: no probe); times as ISO 8601."""
+    if not record.health:
+        return None
+    found = dict(record.health_state)
+    return {
+        **dict(record.health),
+        "state": found.get("state", "starting"),
+        "last_check": iso_time(found.get("last_check")),
+        "last_error": found.get("last_error") or None,
+        "failures": found.get("failures", 0),
+    }
+
+
+def _schedule_dict(record: ProcessRecord) -> dict[str, Any]:
+    schedule = dict(record.schedule)
+    if "next_run" in schedule:
+        schedule["next_run"] = iso_time(schedule["next_run"])
+    return schedule
+
+
+def _run_dict(run: Any) -> dict[str, Any]:
+    data = dict(run)
+    data["started"] = iso_time(data.get("started"))
+    return data
+
+
+def health_text(record: ProcessRecord) -> str:
+    """The HEALTH cell: healthy, unhealthy, starting, or - without a probe."""
+    if not record.health:
+        return "-"
+    return str(record.health_state.get("state") or "starting")
+
+
+def next_run_text(record: ProcessRecord) -> str:
+    """The NEXT cell: when bgr-guard runs or restarts it next (local time), - when nothing is due."""
+    upcoming = record.schedule.get("next_run")
+    if not isinstance(upcoming, int | float):
+        return "-"
+    return time.strftime("%m-%d %H:%M", time.localtime(upcoming))
 
 
 def to_json(payload: Any) -> str:
@@ -134,16 +181,32 @@ def table(infos: list[ProcessInfo], *, colour: bool, width: int = 120) -> str:
     if not infos:
         return EMPTY_HINT
     fancy = _encodable("↺…")
-    header = ("NAME", "GROUP", "STATUS", "PID", "UPTIME", "↺" if fancy else "RESTARTS", "MEMORY", "COMMAND")
+    # HEALTH and NEXT only where some process has a probe or a schedule: no empty columns.
+    probed = any(info.record.health for info in infos)
+    timed = any(info.record.schedule.get("next_run") for info in infos)
+    header = (
+        "NAME",
+        "GROUP",
+        "STATUS",
+        *(("HEALTH",) if probed else ()),
+        "PID",
+        "UPTIME",
+        "↺" if fancy else "RESTARTS",
+        "MEMORY",
+        *(("NEXT",) if timed else ()),
+        "COMMAND",
+    )
     rows = [
         (
             info.name,
             info.record.group or "-",
             info.status.value,
+            *((health_text(info.record),) if probed else ()),
             str(info.pid) if info.pid else "-",
             duration(uptime(info)),
             str(info.record.restarts),
             format_size(info.memory_rss),
+            *((next_run_text(info.record),) if timed else ()),
             info.record.command.replace("\n", " "),
         )
         for info in infos
@@ -216,6 +279,7 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
                 "finish; the next bgr command on this name (or bgr-guard) adopts or clears it",
             )
         )
+    facts.extend(_health_loop_facts(record))
     guard = record.guard
     if guard:
         facts.append(("guard", ", ".join(f"{k}={v}" for k, v in sorted(guard.items()))))
@@ -225,6 +289,7 @@ def details(info: ProcessInfo, *, show_env: bool, colour: bool) -> str:
         facts.append(("env keys", ", ".join(sorted(env)) or "-"))
     label_width = max(len(k) for k, _ in facts)
     lines = [f"{k.ljust(label_width)}  {v}" for k, v in facts]
+    lines.extend(_runs(record))
     if record.events:
         lines.append("events:")
         for event in record.events[-10:]:
@@ -240,6 +305,48 @@ def _exit_code(info: ProcessInfo) -> str:
     if info.status in (Status.EXITED, Status.BACKOFF, Status.FATAL):
         return "unknown (no bgr was its parent when it ended; bgr-guard's children report theirs)"
     return "-"
+
+
+def _health_loop_facts(record: ProcessRecord) -> list[tuple[str, str]]:
+    facts = []
+    health = health_dict(record)
+    if health is not None:
+        probe = f"{health['check']} every {health['every']:g}s (timeout {health['timeout']:g}s, "
+        probe += f"unhealthy after {health['retries']} failures, grace {health['start']:g}s)"
+        facts.append(("health check", probe))
+        state = str(health["state"])
+        if health["last_check"]:
+            state += f" (last checked {health['last_check']})"
+        if health["last_error"]:
+            state += f"; last failure: {health['last_error']}"
+        facts.append(("health", state))
+    schedule = record.schedule
+    if schedule.get("restart_at"):
+        facts.append(("restart at", f"{schedule['restart_at']} (cron, local time)"))
+    if schedule.get("cron"):
+        facts.append(("runs at", f"{schedule['cron']} (cron, local time)"))
+    if schedule.get("next_run"):
+        facts.append(("next", f"{iso_time(schedule['next_run'])} (while bgr-guard runs)"))
+    if record.on_failure:
+        facts.append(("on failure", record.on_failure))
+    return facts
+
+
+def _runs(record: ProcessRecord) -> list[str]:
+    """A --cron job's last runs: when, how long, how it ended."""
+    lines = ["runs:"] if record.runs else []
+    for run in record.runs[-10:]:
+        took = run.get("took")
+        lasted = "still running" if took is None else f"took {duration(took)}"
+        ended = "" if took is None else f", {_run_end(run.get('exit_code'))}"
+        lines.append(f"  {iso_time(run.get('started')) or '?'}  {lasted}{ended}")
+    return lines
+
+
+def _run_end(code: object) -> str:
+    from bgr.proc.exits import describe_exit
+
+    return describe_exit(code if isinstance(code, int) else None)
 
 
 def tracking(record: ProcessRecord) -> str:
@@ -275,6 +382,16 @@ def started(result: StartResult, *, replaced: bool | None = None) -> str:
     name = info.name
     if result.how == "finished":
         lines.append(f"{name} ran and finished at once (exit code 0); it is not running: bgr {name} --logs")
+    elif result.how == "scheduled":
+        cron = info.record.schedule.get("cron")
+        upcoming = next_run_text(info.record)
+        lines.append(
+            f"scheduled {name}: cron {cron!r}, next run {upcoming} (local time); bgr-guard runs it, "
+            f"bgr start {name} runs it now"
+        )
+    elif result.how == "healthy":
+        pid = info.record.pid
+        lines.append(f"{verb} {name} (pid {pid}), healthy after {result.after:.2f}s; logs: bgr {name} --logs")
     elif result.how == "daemonized":
         lines.append(
             f"{verb} {name} (pid {info.record.pid}, daemonized: its launcher exited); logs: bgr {name} --logs"

@@ -159,6 +159,15 @@ _DEFINITION = (
     "port",
     "fetch",
     "no_fetch",
+    "health",
+    "health_every",
+    "health_timeout",
+    "health_retries",
+    "health_start",
+    "no_health",
+    "restart_at",
+    "cron",
+    "on_failure",
 )
 
 
@@ -389,7 +398,52 @@ def _request(args: Args, name: str) -> StartRequest:
         fetch=True if args.fetch else (False if args.no_fetch else None),
         force=args.force,
         ports=args.port or None,
+        health=_health(args),
+        restart_at=_schedule(args.restart_at, "--restart-at"),
+        cron=_schedule(args.cron, "--cron"),
+        on_failure=_off(args.on_failure),
     )
+
+
+_PROBE_OPTIONS = (
+    ("every", "health_every"),
+    ("timeout", "health_timeout"),
+    ("retries", "health_retries"),
+    ("start", "health_start"),
+)
+
+
+def _health(args: Args) -> dict[str, object] | None:
+    """The probe options given, for the stored definition to merge (None: none given; {}: remove)."""
+    if args.no_health:
+        if args.health is not None or any(getattr(args, o) is not None for _, o in _PROBE_OPTIONS):
+            raise UsageError("--no-health removes the probe; give it without --health options")
+        return {}
+    given: dict[str, object] = {
+        k: getattr(args, o) for k, o in _PROBE_OPTIONS if getattr(args, o) is not None
+    }
+    if args.health is not None:
+        from bgr.health import probes
+
+        probes.parse(args.health)  # one clear line now, not at the first check
+        given["check"] = args.health.strip()
+    return given or None
+
+
+def _off(value: str | None) -> str | None:
+    """``off`` (or an empty value) removes a stored value: ""."""
+    if value is None:
+        return None
+    return "" if value.strip().lower() in ("", "off") else value
+
+
+def _schedule(value: str | None, option: str) -> str | None:
+    text = _off(value)
+    if not text:
+        return text
+    from bgr.health import schedule
+
+    return schedule.validate(text, option)
 
 
 def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:

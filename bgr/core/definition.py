@@ -48,6 +48,33 @@ def _load_config(directory: str, explicit: str | None) -> tuple[str | None, dict
     return (str(path) if explicit else None), config.load_env(path)
 
 
+def _with_health_loop(record: ProcessRecord, req: StartRequest) -> ProcessRecord:
+    """The probe, schedules and hook the request sets (None: keep; empty: remove)."""
+    schedule = {k: v for k, v in record.schedule.items() if k in ("restart_at", "cron")}
+    for key, value in (("restart_at", req.restart_at), ("cron", req.cron)):
+        if value == "":
+            schedule.pop(key, None)
+        elif value is not None:
+            schedule[key] = value
+    if schedule != {k: v for k, v in record.schedule.items() if k in ("restart_at", "cron")}:
+        record = record._replace(schedule=schedule)  # the guard works out the next runs again
+    if req.health is not None:
+        merged = {**record.health, **req.health} if req.health else {}
+        if merged and "check" not in merged:
+            raise UsageError(
+                "--health-every, --health-timeout, --health-retries and --health-start need --health"
+            )
+        if merged:
+            from bgr.health import probes  # only when a probe is given
+
+            probe = probes.from_dict(merged)
+            merged = {} if probe is None else probe.to_dict()  # the defaults filled in
+        record = record._replace(health=merged)
+    if req.on_failure is not None:
+        record = record._replace(on_failure=req.on_failure or None)
+    return record
+
+
 def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layout) -> ProcessRecord:
     """Merge a request into the stored definition (new values win) and validate everything; new
     default log paths go in ``layout``'s folder."""
@@ -86,6 +113,7 @@ def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layou
             search_path=os.environ.get("PATH") or existing.search_path,
             ports=existing.ports if req.ports is None else tuple(req.ports),
         )
+    record = _with_health_loop(record, req)
     if not record.command.strip():
         raise UsageError('the command is empty; pass --command "what to run"')
     _check_text(record)

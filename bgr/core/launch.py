@@ -50,9 +50,10 @@ def start(
     *,
     db: str | None = None,
     grace: float = DEFAULT_GRACE,
-    startup_window: float = STARTUP_WINDOW,
+    startup_window: float | None = None,
 ) -> StartResult:
-    """Start (or, with ``force``, replace) a named process. Returns once it is launched.
+    """Start (or, with ``force``, replace) a named process. Returns once it is launched and the
+    start window ended (``startup_window``: None for the default, see ``_settle``).
 
     A name that is running is refused without ``force``. A stopped or crashed name is started again
     with its stored definition, updated by whatever the request sets.
@@ -77,6 +78,10 @@ def start(
                 )
             _check_writable(reg)
             pending.prepare(reg.layout)  # after validation: bad input leaves no file behind
+            if request.cron:  # a new or changed schedule: define the job; the guard runs it
+                if existing is not None and running:
+                    stop_records([existing], grace, reg.registry_id)
+                return _scheduled(reg, record, existing)
             pulled = _pull(record) if record.fetch else None
             ports = _ports_to_free(record, existing, running) if request.force else set()
             _check_ports(ports)  # another user's listener: refused before anything is stopped
@@ -85,7 +90,7 @@ def start(
             freed = _free_ports(ports, grace)  # what still listens now is a stray of ours
             reason = "started" if existing is None else ("restarted" if running else "started again")
             launched = _launch(reg, record._replace(guard={}), existing, reason=reason, backup_logs=True)
-        outcome = startup.watch(reg, launched, startup_window)
+        outcome = _settle(reg, launched, startup_window)
         return _result(outcome, replaced=running, freed=freed, pulled=pulled)
 
 
@@ -94,7 +99,7 @@ def restart(
     *,
     db: str | None = None,
     grace: float = DEFAULT_GRACE,
-    startup_window: float = STARTUP_WINDOW,
+    startup_window: float | None = None,
     force: bool = False,
     pull: bool = True,
 ) -> StartResult:
@@ -116,8 +121,37 @@ def restart(
             running = is_running(existing)
             stop_records([existing], grace, reg.registry_id)
             launched = _launch(reg, record._replace(guard={}), existing, reason="restarted", backup_logs=True)
-        outcome = startup.watch(reg, launched, startup_window)
+        outcome = _settle(reg, launched, startup_window)
         return _result(outcome, replaced=running, pulled=pulled)
+
+
+def _scheduled(reg: Registry, record: ProcessRecord, existing: ProcessRecord | None) -> StartResult:
+    """Store a --cron job without running it: the guard starts it at each of its times."""
+    from bgr.health import schedule
+
+    cron = str(record.schedule["cron"])
+    upcoming = schedule.next_time(cron, time.time())
+    job = record._replace(
+        schedule={**record.schedule, "next_run": upcoming},
+        guard={},
+        desired=Desired.RUNNING,
+        events=definition.with_event(existing, "scheduled", f"cron {cron}"),
+    )
+    stored = reg.put(job)
+    return StartResult(info=ProcessInfo(stored, Status.SCHEDULED, None), how="scheduled")
+
+
+def _settle(reg: Registry, record: ProcessRecord, window: float | None) -> startup.Outcome:
+    """Watch the new instance: until it settles (at most 1 s by default), or, when it has a probe,
+    until the probe first passes (at most 30 s by default). ``window`` 0 returns at once."""
+    if not record.health:
+        return startup.watch(reg, record, STARTUP_WINDOW if window is None else window)
+    from bgr.core import ready  # probes: only for processes that have one
+
+    probe = ready.probe_of(record)
+    if probe is None or window == 0 or record.pid is None:
+        return startup.Outcome(record, "running", 0.0)
+    return ready.watch(reg, record, probe, ready.READY_WINDOW if window is None else window)
 
 
 def guard_restart(
@@ -281,6 +315,7 @@ def _launch(
         exit_code=None,
         restarts=record.restarts + (1 if existing is not None else 0),
         events=definition.with_event(existing, reason, f"pid {started.pid}"),
+        health_state=fresh_health(record, started.started_at),
     )
     try:
         recorded = reg.put(launched)
@@ -290,6 +325,13 @@ def _launch(
         raise
     crashpoints.reached("launch:recorded")
     return recorded
+
+
+def fresh_health(record: ProcessRecord, started_at: float) -> dict[str, Any]:
+    """The health of a new instance: starting, when it has a probe."""
+    from bgr.health import state
+
+    return state.fresh(started_at).to_dict() if record.health else {}
 
 
 def _move_logs_aside(layout: paths.Layout, existing: ProcessRecord) -> None:

@@ -60,6 +60,8 @@ def _status(record: ProcessRecord, alive: bool) -> Status:
         return Status.STARTING
     if record.desired is Desired.STOPPED:
         return Status.STOPPED
+    if record.schedule.get("cron"):
+        return Status.SCHEDULED
     phase = record.guard.get("phase")
     if phase == "fatal":
         return Status.FATAL

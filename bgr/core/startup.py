@@ -33,7 +33,7 @@ SETTLED_AFTER = 0.05
 # How long to wait for a child that is sure to exit 127/126 (milliseconds on an idle machine).
 _CERTAIN_FAILURE_WAIT = 2.0
 _POLL = 0.01
-_TAIL_LINES = 10
+TAIL_LINES = 10
 
 
 class Outcome(Record):
@@ -58,7 +58,7 @@ def watch(reg: Registry, record: ProcessRecord, window: float) -> Outcome:
         code = spawn.wait_exit(record.pid, 0)
         now = time.time()
         if code is not None:
-            return _exited(reg, record, code, now - began)
+            return exited(reg, record, code, now - began)
         usage = _activity(record.identity)
         if usage != last:
             last, quiet_since = usage, now
@@ -90,7 +90,7 @@ def _members(reg: Registry, record: ProcessRecord) -> ProcessRecord:
     return reg.update(record.name, instance=record.instance, members=followed.members) or record
 
 
-def _exited(reg: Registry, record: ProcessRecord, code: int, after: float) -> Outcome:
+def exited(reg: Registry, record: ProcessRecord, code: int, after: float) -> Outcome:
     followed = follow(record.identity)
     if followed.pid != record.pid and followed.pid is not None:
         detail = (
@@ -109,7 +109,7 @@ def _exited(reg: Registry, record: ProcessRecord, code: int, after: float) -> Ou
     ended = reg.update(record.name, instance=record.instance, exit_code=code, stopped_at=time.time())
     if code == 0:
         return Outcome(ended or record, "finished", after)
-    raise _failed(record, code)
+    raise failed(record, code)
 
 
 def follow(found: Identity) -> Identity:
@@ -172,10 +172,11 @@ def start_order(token: str) -> float:
         return 0.0
 
 
-def _failed(record: ProcessRecord, code: int) -> SpawnError:
+def failed(record: ProcessRecord, code: int | None) -> SpawnError:
+    """The error of a start whose instance died: its exit and the tail of its stderr."""
     from bgr.logfiles import reading
 
-    tail = "".join(reading.tail(record.stderr, _TAIL_LINES)).rstrip("\n")
+    tail = "".join(reading.tail(record.stderr, TAIL_LINES)).rstrip("\n")
     return SpawnError(
         f"{record.name} exited right after starting: {describe_exit(code)}; the definition is kept "
         f"(fix it, then `bgr {record.name} --restart`)",

@@ -38,6 +38,23 @@ BAD_INPUT = {
     "restart with a new env": ["--restart", "known", "--env", "A=1"],
     "command not UTF-8": ["--name", "n", "--command", "echo \udcff"],
     "log path not UTF-8": ["--name", "n", "--stdout", "/tmp/\udcff.log", "--command", "true"],
+    "bad health": ["--name", "n", "--command", "true", "--health", "localhost:80"],
+    "bad health interval": [
+        "--name",
+        "n",
+        "--command",
+        "true",
+        "--health",
+        "cmd:true",
+        "--health-every",
+        "0",
+    ],
+    "zero retries": ["--name", "n", "--command", "true", "--health", "cmd:true", "--health-retries", "0"],
+    "health option without a probe": ["--name", "n", "--command", "true", "--health-every", "5s"],
+    "no-health with a probe": ["--name", "n", "--command", "true", "--health", "cmd:true", "--no-health"],
+    "bad cron": ["--name", "n", "--command", "true", "--cron", "61 * * * *"],
+    "short cron": ["--name", "n", "--command", "true", "--restart-at", "0 4 * *"],
+    "restart with a new probe": ["known", "--restart", "--health", "cmd:true"],
 }
 
 

@@ -340,3 +340,42 @@ def test_guard_restart_restarts_a_dead_instance_and_record_exit_is_instance_chec
     assert again is not None and again.pid != first.pid and again.guard == {"phase": "running"}
     wait_for(lambda: read(bgr_home / "g-out.txt") == "run\nrun\n", what="appended log")
     assert bgr.get("g").status is Status.RUNNING
+
+
+# --------------------------------------------------------------------------------------------
+# schedules and hooks: stored with the definition
+
+
+def test_a_cron_job_is_defined_not_run_and_bgr_start_runs_it_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bgr_home: Path
+) -> None:
+    code, out, err = main(capsys, "--name", "job", "--command", "echo ran", "--cron", "0 3 * * *")
+    assert code == 0, err
+    assert out.startswith("scheduled job: cron '0 3 * * *', next run ") and "03:00" in out
+    data = one(capsys, "job")
+    assert data["status"] == "scheduled" and data["pid"] is None and data["schedule"]["cron"] == "0 3 * * *"
+    assert data["schedule"]["next_run"] is not None
+    assert read(bgr_home / "job-out.txt") == ""  # not run
+    table = main(capsys)[1].splitlines()
+    assert table[0].split()[-2] == "NEXT" and "03:00" in table[1]
+    code, out, _ = main(capsys, "start", "job")
+    assert code == 0 and out.startswith("job ran and finished at once")
+    assert read(bgr_home / "job-out.txt") == "ran\n"
+    assert one(capsys, "job")["status"] == "scheduled"  # still a job, between runs
+    assert main(capsys, "--name", "job", "--cron", "off", "--restart-at", "0 4 * * 1")[0] == 0
+    data = one(capsys, "job")
+    assert data["schedule"] == {"restart_at": "0 4 * * 1"} and data["status"] == "exited"
+
+
+def test_hooks_and_restart_schedules_are_stored_and_removed(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("--name", "w", "--command", "sleep 60", "--wait", "0")
+    assert main(capsys, *argv, "--restart-at", "0  4 * * *", "--on-failure", "notify-send down")[0] == 0
+    data = one(capsys, "w")
+    assert (data["schedule"], data["on_failure"]) == ({"restart_at": "0 4 * * *"}, "notify-send down")
+    assert "restart at" in main(capsys, "w")[1]
+    assert (
+        main(capsys, "--name", "w", "--restart-at", "off", "--on-failure", "off", "--force", "--wait", "0")[0]
+        == 0
+    )
+    data = one(capsys, "w")
+    assert (data["schedule"], data["on_failure"]) == ({}, None)
