@@ -14,7 +14,15 @@ from bgr.cli.funnel import run_program
 from bgr.cli.parse import check_spelling, parse, unmatched_names
 from bgr.cli.table import Table, flag, positional, value
 from bgr.core.launch import follow_daemon, guard_restart, record_exit, recover_name, restart
+from bgr.core.ready import probe_environment
 from bgr.errors import BgrError, GitError, LockHeld, NoRegistry, NotFound, UsageError
+from bgr.health.probes import Probe as HealthProbe
+from bgr.health.probes import check as check_probe
+from bgr.health.probes import from_dict as probe_from_dict
+from bgr.health.schedule import next_time as next_cron_time
+from bgr.health.state import HealthState
+from bgr.health.state import from_dict as read_health_state
+from bgr.health.state import observe as observe_health
 from bgr.models import Desired, Identity, ProcessRecord
 from bgr.paths import Layout, db_path, file_size, layout, validate_name
 from bgr.proc.cgroups import base as cgroup_base
@@ -25,7 +33,7 @@ from bgr.proc.locks import file_lock, name_lock
 from bgr.proc.spawn import reap_spawned
 from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.record import Record
-from bgr.store import Registry, open_registry
+from bgr.store import Registry, append_event, open_registry
 from bgr.units import count_from, format_size, parse_duration, size_option
 
 if TYPE_CHECKING:
@@ -37,6 +45,8 @@ __all__ = [
     "BgrError",
     "Desired",
     "GitError",
+    "HealthProbe",
+    "HealthState",
     "Identity",
     "Layout",
     "LockHeld",
@@ -50,9 +60,11 @@ __all__ = [
     "Table",
     "UsageError",
     "__version__",
+    "append_event",
     "become_subreaper",
     "boot_id",
     "cgroup_base",
+    "check_probe",
     "check_spelling",
     "count_from",
     "db_path",
@@ -70,11 +82,16 @@ __all__ = [
     "leader_alive",
     "marked_in_group",
     "name_lock",
+    "next_cron_time",
+    "observe_health",
     "open_registry",
     "parse",
     "parse_duration",
     "positional",
+    "probe_environment",
+    "probe_from_dict",
     "pull_if_clean",
+    "read_health_state",
     "reap_spawned",
     "record_exit",
     "recover_name",

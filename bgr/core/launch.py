@@ -89,7 +89,9 @@ def start(
                 stop_records([existing], grace, reg.registry_id)
             freed = _free_ports(ports, grace)  # what still listens now is a stray of ours
             reason = "started" if existing is None else ("restarted" if running else "started again")
-            launched = _launch(reg, record._replace(guard={}), existing, reason=reason, backup_logs=True)
+            launched = launch_instance(
+                reg, record._replace(guard={}), existing, reason=reason, backup_logs=True
+            )
         outcome = _settle(reg, launched, startup_window)
         return _result(outcome, replaced=running, freed=freed, pulled=pulled)
 
@@ -120,7 +122,9 @@ def restart(
             pulled = _pull(record) if record.fetch and pull else None
             running = is_running(existing)
             stop_records([existing], grace, reg.registry_id)
-            launched = _launch(reg, record._replace(guard={}), existing, reason="restarted", backup_logs=True)
+            launched = launch_instance(
+                reg, record._replace(guard={}), existing, reason="restarted", backup_logs=True
+            )
         outcome = _settle(reg, launched, startup_window)
         return _result(outcome, replaced=running, pulled=pulled)
 
@@ -173,7 +177,7 @@ def guard_restart(
             or is_running(current)
         ):
             return None
-        return _launch(
+        return launch_instance(
             reg, current._replace(guard=guard_state), current, reason="restarted by guard", backup_logs=False
         )
 
@@ -269,13 +273,14 @@ def _identity_of(pids: list[int], instance: str, cgroup: str | None) -> Identity
     return Identity(leader, pgid, tokens[leader], instance, members, cgroup)
 
 
-def _launch(
+def launch_instance(
     reg: Registry,
     record: ProcessRecord,
     existing: ProcessRecord | None,
     *,
     reason: str,
     backup_logs: bool,
+    counts_as_restart: bool = True,
 ) -> ProcessRecord:
     """Record the intent, spawn ``record``, record the new instance. Caller holds the name lock."""
     _check_writable(reg)
@@ -313,7 +318,7 @@ def _launch(
         started_at=started.started_at,
         stopped_at=None,
         exit_code=None,
-        restarts=record.restarts + (1 if existing is not None else 0),
+        restarts=record.restarts + (1 if existing is not None and counts_as_restart else 0),
         events=definition.with_event(existing, reason, f"pid {started.pid}"),
         health_state=fresh_health(record, started.started_at),
     )

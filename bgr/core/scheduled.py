@@ -1,0 +1,98 @@
+"""What bgr-guard does at a scheduled time: run a ``--cron`` job, restart a ``--restart-at`` process,
+and book each run (start, duration, exit code) in the row's ``runs``.
+
+A job never runs twice at once: a run still going when the next time comes makes that time a
+skipped run (recorded, with why). The guard is the parent of the runs it starts, so it knows their
+exit codes. Times missed while no guard ran are not made up for: the next time is always worked out
+from now.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bgr.core import definition
+from bgr.core.launch import launch_instance, recover, restart
+from bgr.core.queries import is_running
+from bgr.errors import BgrError
+from bgr.models import Desired, ProcessRecord
+from bgr.proc.locks import name_lock
+from bgr.store import open_registry
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from typing import Any
+
+RUNS_KEPT = 20
+
+
+def _with_run(record: ProcessRecord, run: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    return (*(dict(r) for r in record.runs), run)[-RUNS_KEPT:]
+
+
+def run_job(name: str, planned: float, *, db: str | None = None) -> ProcessRecord | None:
+    """Start ``name``'s scheduled run for the time ``planned``; the new row, or None when it was
+    skipped (still running from the last time, stopped by the user, or no longer a job)."""
+    with open_registry(db) as reg, name_lock(reg.layout, name):
+        current = recover(reg, reg.get(name))
+        if current is None or not current.schedule.get("cron") or current.desired is not Desired.RUNNING:
+            return None
+        if is_running(current):
+            skipped = {
+                "started": planned,
+                "took": None,
+                "exit_code": None,
+                "skipped": "the last run is still going",
+            }
+            events = definition.with_event(current, "run skipped", "the last run is still going")
+            reg.update(name, runs=_with_run(current, skipped), events=events)
+            return None
+        run = {"started": time.time(), "took": None, "exit_code": None}
+        return launch_instance(
+            reg,
+            current._replace(runs=_with_run(current, run)),
+            current,
+            reason="run by schedule",
+            backup_logs=False,  # a job's runs append to its logs: one history, bounded by rotation
+            counts_as_restart=False,  # runs are the job working, not restarts
+        )
+
+
+def finish_run(name: str, instance: str | None, exit_code: int | None, *, db: str | None = None) -> None:
+    """Book the end of a job's run (when the guard saw the instance ``instance`` exit)."""
+    with open_registry(db) as reg:
+        current = reg.get(name)
+        if current is None or current.instance != instance or not current.runs:
+            return
+        runs = [dict(r) for r in current.runs]
+        last = runs[-1]
+        if last.get("took") is not None or last.get("skipped"):
+            return
+        started = float(last.get("started") or current.started_at or time.time())
+        last.update(took=max(0.0, time.time() - started), exit_code=exit_code)
+        reg.update(name, instance=instance, runs=tuple(runs), exit_code=exit_code, stopped_at=time.time())
+
+
+def restart_on_schedule(name: str, *, db: str | None = None) -> bool:
+    """A ``--restart-at`` time: restart ``name`` when it runs (a stopped one stays stopped)."""
+    with open_registry(db) as reg:
+        current = reg.get(name)
+    if current is None or current.desired is not Desired.RUNNING or not is_running(current):
+        return False
+    try:
+        restart(name, db=db, startup_window=0, pull=False)
+    except BgrError:
+        return False
+    return True
+
+
+def set_next_run(name: str, next_run: float | None, *, db: str | None = None) -> None:
+    """Note when the guard runs or restarts ``name`` next (shown in the list's NEXT column)."""
+    with open_registry(db) as reg:
+        current = reg.get(name)
+        if current is None or current.schedule.get("next_run") == next_run:
+            return
+        schedule = {k: v for k, v in current.schedule.items() if k != "next_run"}
+        if next_run is not None:
+            schedule["next_run"] = next_run
+        reg.update(name, schedule=schedule)
