@@ -99,3 +99,15 @@ def guard(tmp_path: Path) -> Iterator[Callable[..., Guard]]:
     finally:
         for g in started:
             g.stop()
+
+
+@pytest.fixture(params=["cgroup", "no cgroup"])
+def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """How instances are tracked: the test runs with a cgroup per instance, and without."""
+    from bgr.proc import cgroups
+
+    if request.param == "no cgroup":
+        monkeypatch.setenv("BGR_CGROUP", "off")
+    elif cgroups.base() is None:
+        pytest.skip("bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)")
+    yield str(request.param)

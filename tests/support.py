@@ -915,3 +915,35 @@ def health_server(tmp_path: Path, *, delay: float = 0) -> tuple[str, int, Path]:
     mode = tmp_path / "mode"
     mode.write_text("ok")
     return shlex.join([sys.executable, str(script), str(port), str(mode), str(delay)]), port, mode
+
+
+def on_a_terminal(args: Sequence[str], env: dict[str, str] | None = None) -> str:
+    """Run the real CLI with stdout on a pseudo-terminal; what the terminal received (it must
+    succeed), with the terminal's CRLF line ends made LF."""
+    import pty
+
+    leader, follower = pty.openpty()
+    chunks = []
+    try:
+        with process(
+            [sys.executable, "-m", "bgr", *args],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ) if env is None else env,
+        ) as child:
+            os.close(follower)
+            follower = -1
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the other side closed
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            assert child.wait(timeout=20) == 0
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    return b"".join(chunks).decode().replace("\r\n", "\n")

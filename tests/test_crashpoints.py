@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,15 +19,6 @@ from bgr.proc import cgroups
 from tests.support import FAST, Guard, managed, must, run_bgr, start_cli, steady, wait_for
 
 LAUNCH_POINTS = [p for p in crashpoints.POINTS if p.startswith("launch:")]
-
-
-@pytest.fixture(params=["cgroup", "no cgroup"])
-def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "no cgroup":
-        monkeypatch.setenv("BGR_CGROUP", "off")
-    elif cgroups.base() is None:
-        pytest.skip("bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)")
-    yield str(request.param)
 
 
 def crash_at(point: str, *argv: str, cwd: Path) -> None:

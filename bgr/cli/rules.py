@@ -339,17 +339,9 @@ def _control(args: Args, control: str, selection: Selection) -> Command:
         return Clean(db=args.db, as_json=args.json)
     if control == "nuke":
         return Nuke(db=args.db, grace=args.grace, as_json=args.json)
-    if control == "start":
-        return StartAgain(
-            db=args.db,
-            selection=selection,
-            wait=args.wait,
-            grace=args.grace,
-            force=args.force,
-            as_json=args.json,
-        )
-    if control == "restart":
-        return Restart(
+    if control in ("start", "restart"):
+        again = StartAgain if control == "start" else Restart
+        return again(
             db=args.db,
             selection=selection,
             wait=args.wait,

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from bgr.cli import logview
-from tests.support import main, read, start_cli, wait_for
+from tests.support import main, on_a_terminal, read, start_cli, wait_for
 
 
 @pytest.mark.parametrize(
@@ -49,43 +43,14 @@ def test_headers_and_labels_start_their_own_line(capsys: pytest.CaptureFixture[s
     )
 
 
-def _on_a_terminal(*argv: str) -> str:
-    """``bgr ARGV`` with stdout on a pseudo-terminal; what the terminal received."""
-    leader, follower = pty.openpty()
-    with subprocess.Popen(
-        [sys.executable, "-m", "bgr", *argv],
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    ) as proc:
-        os.close(follower)
-        received = b""
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # EIO: the other side closed
-                    break
-                if not chunk:
-                    break
-                received += chunk
-            elif proc.poll() is not None:
-                break
-        proc.wait(10)
-    os.close(leader)
-    return received.decode().replace("\r\n", "\n")
-
-
 def test_a_terminal_sees_escapes_and_raw_or_a_pipe_sees_the_bytes(
     capsys: pytest.CaptureFixture[str], bgr_home: Path
 ) -> None:
     start_cli("noisy", r"printf '\033[2Jcleared\033]0;title\007 \033[32mgreen\033[0m'; exec sleep 60")
     wait_for(lambda: "green" in read(bgr_home / "noisy-out.txt"), what="the output")
-    shown = _on_a_terminal("noisy", "--logs", "--log-stdout")
+    shown = on_a_terminal(["noisy", "--logs", "--log-stdout"])
     assert "\\x1b[2Jcleared\\x1b]0;title\\x07 \x1b[32mgreen\x1b[0m\n" in shown
-    raw = _on_a_terminal("noisy", "--logs", "--log-stdout", "--raw")
+    raw = on_a_terminal(["noisy", "--logs", "--log-stdout", "--raw"])
     assert "\x1b[2Jcleared\x1b]0;title\x07" in raw
     code, out, _ = main(capsys, "noisy", "--logs", "--log-stdout")  # not a terminal: as written
     assert code == 0 and "\x1b[2Jcleared" in out

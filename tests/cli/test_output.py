@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bgr import store
 from bgr.cli import output
-from tests.support import PY, listing, main, process, run_bgr
+from tests.support import PY, listing, main, on_a_terminal, run_bgr
 
 
 def test_empty_registry_prints_a_short_hint(capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,40 +43,14 @@ def test_table_is_aligned_and_plain_when_not_a_terminal(
     assert rows[1].endswith("sleep 61")
 
 
-def _run_on_a_terminal(args: list[str], env: dict[str, str]) -> str:
-    """Run the real CLI with stdout on a pseudo-terminal; return what it printed."""
-    leader, follower = pty.openpty()
-    try:
-        with process(
-            [sys.executable, "-m", "bgr", *args], stdout=follower, stderr=subprocess.PIPE, env=env
-        ) as child:
-            os.close(follower)
-            follower = -1
-            chunks = []
-            while True:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:  # EIO: the other side closed
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            assert child.wait(timeout=20) == 0
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    return b"".join(chunks).decode()
-
-
 def test_colour_only_on_a_terminal_and_never_with_no_color(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main(capsys, "--name", "a", "--directory", str(tmp_path), "--command", "sleep 60")
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env["TERM"] = "xterm"
-    assert "\033[32mrunning" in _run_on_a_terminal([], env)
-    assert "\033[" not in _run_on_a_terminal([], {**env, "NO_COLOR": "1"})
+    assert "\033[32mrunning" in on_a_terminal([], env)
+    assert "\033[" not in on_a_terminal([], {**env, "NO_COLOR": "1"})
     assert "\033[" not in run_bgr(env=env).stdout  # a pipe is not a terminal
 
 

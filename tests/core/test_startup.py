@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 import bgr
 from bgr.errors import SpawnError
 from bgr.models import Status
-from bgr.proc import cgroups
 from tests.support import (
     GRACE,
     PY,
@@ -32,16 +30,6 @@ from tests.support import (
     wait_for,
     wiped,
 )
-
-
-@pytest.fixture(params=["cgroup", "no cgroup"])
-def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """How instances are tracked: each test runs with a cgroup per instance and without."""
-    if request.param == "no cgroup":
-        monkeypatch.setenv("BGR_CGROUP", "off")
-    elif cgroups.base() is None:
-        pytest.skip("bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)")
-    yield str(request.param)
 
 
 def test_a_daemon_that_double_forks_setsids_and_wipes_its_environment_is_the_instance(
