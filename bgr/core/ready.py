@@ -44,15 +44,14 @@ def watch(reg: Registry, record: ProcessRecord, probe: probes.Probe, window: flo
     current, daemonized = record, False
     delay = _FIRST_DELAY
     while True:
-        if not daemonized and current.pid is not None:
-            code = spawn.wait_exit(current.pid, 0)
-            if code is not None:
-                outcome = startup.exited(reg, current, code, time.time() - began)  # raises on failure
-                if outcome.how == "finished":
-                    return outcome
-                current, daemonized = outcome.record, True
-        elif not identity.instance_alive(current.identity):
-            raise startup.failed(current, None)
+        code = spawn.wait_exit(current.pid, 0) if current.pid is not None else None
+        if code is not None or (daemonized and not identity.leader_alive(current.identity)):
+            # As in the start window: follow a daemon through each step of its fork.
+            outcome = startup.exited(reg, current, code, time.time() - began)  # raises on failure
+            if outcome.how == "finished":
+                return outcome
+            current, daemonized = outcome.record, True
+            continue
         left = deadline - time.time()
         result = probes.check(
             probe._replace(timeout=max(0.05, min(probe.timeout, left))), directory=current.directory, env=env

@@ -54,18 +54,27 @@ def watch(reg: Registry, record: ProcessRecord, window: float) -> Outcome:
     certain = command.cannot_exec(record.command, record.directory, search_path)
     deadline = began + (max(window, _CERTAIN_FAILURE_WAIT) if certain else window)
     last, quiet_since = _activity(record.identity), time.time()
+    daemonized = False
     while True:
         code = spawn.wait_exit(record.pid, 0)
         now = time.time()
-        if code is not None:
-            return exited(reg, record, code, now - began)
+        # Its leader exited: a failure, a finished job, or a launcher that left a daemon. A double
+        # fork hands over twice (the first child forks the daemon and exits): follow each step,
+        # while this bgr is still the subreaper the orphans come to, and settle only after.
+        if code is not None or (daemonized and not identity.leader_alive(record.identity)):
+            outcome = exited(reg, record, code, now - began)
+            if outcome.how != "daemonized":
+                return outcome
+            record, daemonized = outcome.record, True
+            last, quiet_since = _activity(record.identity), now
+            continue
         usage = _activity(record.identity)
         if usage != last:
             last, quiet_since = usage, now
         elif not certain and now - quiet_since >= SETTLED_AFTER:
-            return Outcome(_members(reg, record), "settled", now - began)
+            return Outcome(_members(reg, record), "daemonized" if daemonized else "settled", now - began)
         if now >= deadline:
-            return Outcome(_members(reg, record), "running", now - began)
+            return Outcome(_members(reg, record), "daemonized" if daemonized else "running", now - began)
         time.sleep(_POLL)
 
 
@@ -90,7 +99,9 @@ def _members(reg: Registry, record: ProcessRecord) -> ProcessRecord:
     return reg.update(record.name, instance=record.instance, members=followed.members) or record
 
 
-def exited(reg: Registry, record: ProcessRecord, code: int, after: float) -> Outcome:
+def exited(reg: Registry, record: ProcessRecord, code: int | None, after: float) -> Outcome:
+    """What the exit of the instance's leader means (``code`` None: it was not our child, so its
+    code is unknown): a daemon to follow, a job that finished (exit 0), or a failed start."""
     followed = follow(record.identity)
     if followed.pid != record.pid and followed.pid is not None:
         detail = (
