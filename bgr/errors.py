@@ -53,6 +53,11 @@ class ConfigError(BgrError):
     exit_code = 5
 
 
+class StackError(ConfigError):
+    """A stack file (``bgr.toml``, ``Procfile``, a ``.env``) is missing or wrong: the message names
+    the file, the process and the key; nothing was started or stopped."""
+
+
 class SpawnError(BgrError):
     """The process could not be started, or died within its startup window."""
 

@@ -129,6 +129,8 @@ class ProcessRecord(Record):
     runs: tuple[
         Mapping[str, Any], ...
     ] = ()  # a --cron job's runs: {"started", "took", "exit_code"}, newest last
+    # The stack file it came from (bgr --up): {"file", "name", "hash" of the definition, "depends_on"}
+    stack: Mapping[str, Any] = EMPTY
 
     @property
     def identity(self) -> Identity:
@@ -210,3 +212,6 @@ class StartRequest(Record):
     restart_at: str | None = None  # a cron expression; "" removes it
     cron: str | None = None  # a cron expression: a scheduled job; "" removes it
     on_failure: str | None = None  # a command; "" removes it
+    # From a stack file (bgr --up): {"file", "name", "hash", "depends_on"}. The request is then the
+    # whole definition: its env replaces the stored one instead of adding to it.
+    stack: Mapping[str, Any] | None = None

@@ -98,10 +98,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE processes ADD COLUMN on_failure TEXT",
         "ALTER TABLE processes ADD COLUMN runs TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(runs))",
     ),
+    (
+        # Stacks (bgr --up): the file a definition came from, the hash of that definition (what a
+        # second --up compares) and its depends_on (what --down and --export order by).
+        "ALTER TABLE processes ADD COLUMN stack TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(stack))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_DICT_FIELDS = frozenset({"env", "config_env", "guard", "intent", "health", "health_state", "schedule"})
+_DICT_FIELDS = frozenset(
+    {"env", "config_env", "guard", "intent", "health", "health_state", "schedule", "stack"}
+)
 _LIST_FIELDS = frozenset({"events", "members", "ports", "seen_ports", "runs"})
 _COLUMNS = ProcessRecord._fields
 _QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)

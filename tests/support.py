@@ -947,3 +947,48 @@ def on_a_terminal(args: Sequence[str], env: dict[str, str] | None = None) -> str
         if follower >= 0:
             os.close(follower)
     return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# stacks: a bgr.toml that uses every feature an export carries over
+
+EXAMPLE_STACK = """
+name = "shop"
+
+[db]
+command = "python3 -m http.server 6390 --bind 127.0.0.1"
+health = "tcp:127.0.0.1:6390"
+health_every = "5s"
+health_timeout = 1.5
+
+[migrate]
+command = "python3 -c 'print(1)' && echo 'costs $5, 100%'"
+depends_on = { db = "healthy" }
+
+[api]
+command = "python3 -m http.server 8000 --bind 127.0.0.1"
+env = { LOG_LEVEL = "debug", GREETING = "hello world" }
+ports = [8000]
+health = "http://127.0.0.1:8000/health"
+health_retries = 2
+health_start = "2s"
+depends_on = { db = "healthy", migrate = "completed" }
+
+[worker]
+command = "sleep 3600"
+health = "cmd:test -d /"
+depends_on = { api = "started" }
+
+[nightly]
+command = "echo report"
+cron = "0 3 * * *"
+"""
+
+
+def example_stack(tmp_path: Path, text: str = EXAMPLE_STACK) -> Any:
+    """``text`` as ``tmp_path/bgr.toml``, read by bgr.core.exports (environments complete)."""
+    from bgr.core import exports
+
+    path = tmp_path / "bgr.toml"
+    path.write_text(text)
+    return exports.from_file(str(path))

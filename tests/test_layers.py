@@ -60,11 +60,12 @@ LIST_FORBIDDEN = (
     "bgr.watch.loop", "bgr.watch.watcher", "bgr.watch.inotify", "bgr.watch.tree",
     "bgr.watch.ignore", "bgr.watch.debounce", "bgr.watch.inbox", "bgr.watch.logstream",
     "docopt", "tomli", "git", "apscheduler", "watchdog",
+    "bgr.stack", "bgr.export", "bgr.core.stacks", "bgr.core.exports",
 ) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 # What a plain start must not import either: each one was milliseconds of a 50 ms budget.
 START_FORBIDDEN = (
     "dataclasses", "docopt", "tomli", "git", "apscheduler", "watchdog", "bgr.logfiles.reading",
-    "bgr.logfiles.backups", "bgr.git", "bgr.watch.loop",
+    "bgr.logfiles.backups", "bgr.git", "bgr.watch.loop", "bgr.stack", "bgr.export",
 ) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 
 
@@ -84,6 +85,28 @@ def test_a_plain_start_imports_only_what_it_needs(tmp_path: Path) -> None:
     assert out.startswith("started web")
     assert "bgr.proc.spawn" in loaded
     assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in START_FORBIDDEN)] == []
+
+
+def test_an_export_loads_no_scheduler_git_or_watcher(tmp_path: Path) -> None:
+    """Exporting reads the stack file and renders text: APScheduler, GitPython, watchdog and the
+    start machinery stay out (a file without cron schedules)."""
+    (tmp_path / "bgr.toml").write_text(
+        '[db]\ncommand = "sleep 1"\nhealth = "tcp:127.0.0.1:1"\n'
+        '[api]\ncommand = "x"\ndepends_on = { db = "healthy" }\n'
+    )
+    argv = ["--export", "kubernetes", "--file", str(tmp_path / "bgr.toml")]
+    # With site (tomli is a third-party package), unlike imported_by_bgr.
+    code = (
+        f"import sys, bgr.cli\nassert bgr.cli.main({argv!r}) == 0\n"
+        "print(' '.join(sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    out, loaded = done.stdout, done.stderr.split()
+    assert 'kind: "Deployment"' in out and "bgr.export.kubernetes" in loaded
+    heavy = ("apscheduler", "git", "watchdog", "psutil", "bgr.core.launch", "bgr.proc.spawn", "bgr.watch")
+    assert [m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy)] == []
 
 
 def test_heavy_modules_are_imported_only_when_needed(tmp_path: Path) -> None:
@@ -223,7 +246,31 @@ def only_the_cli_imports_the_cli(root: Path) -> list[str]:
 
 
 def the_bottom_imports_no_use_case(root: Path) -> list[str]:
-    return forbid(root, lambda file: file.startswith(BOTTOM), "bgr.core", "bgr.watch", "bgr.cli")
+    return forbid(
+        root,
+        lambda file: file.startswith(BOTTOM),
+        "bgr.core",
+        "bgr.watch",
+        "bgr.cli",
+        "bgr.stack",
+        "bgr.export",
+    )
+
+
+def stacks_and_exports_are_below_the_use_cases(root: Path) -> list[str]:
+    """Reading stack files and rendering exports is data in, data out: no use case, no CLI."""
+    return forbid(
+        root, lambda file: file.startswith(("bgr/stack/", "bgr/export/")), "bgr.core", "bgr.cli", "bgr.watch"
+    )
+
+
+def exports_need_no_scheduler_git_or_process_layer(root: Path) -> list[str]:
+    """An export renders text: it never schedules, pulls, watches or touches a process."""
+    return forbid(
+        root,
+        lambda file: file.startswith("bgr/export/"),
+        "apscheduler", "git", "watchdog", "bgr.git", "bgr.health.schedule", "bgr.proc", "bgr.store",
+    )  # fmt: skip
 
 
 def the_core_imports_neither_watch_nor_cli(root: Path) -> list[str]:
@@ -334,7 +381,7 @@ HEAVY = {
     "watchdog": {"bgr/watch/inotify.py", "bgr/watch/watcher.py"},
     "psutil": {"bgr/proc/portable.py", "bgr/proc/ports.py"},
     "docopt": {"bgr/cli/parse.py"},
-    "tomli": {"bgr/config.py"},
+    "tomli": {"bgr/config.py", "bgr/stack/files.py"},
 }
 
 
@@ -385,6 +432,21 @@ RULES = [
             ("bgr/store.py", LAZY.format("from bgr.core import launch")),
             ("bgr/proc/spawn.py", "import bgr.watch.loop\n"),
             ("bgr/logfiles/reading.py", "from bgr.cli.output import emit\n"),
+            ("bgr/models.py", LAZY.format("from bgr.stack import files")),
+        ),
+    ),
+    Rule(
+        stacks_and_exports_are_below_the_use_cases,
+        (
+            ("bgr/stack/plan.py", LAZY.format("from bgr.core import launch")),
+            ("bgr/export/compose.py", "from bgr.cli import output\n"),
+        ),
+    ),
+    Rule(
+        exports_need_no_scheduler_git_or_process_layer,
+        (
+            ("bgr/export/systemd.py", LAZY.format("from bgr.health import schedule")),
+            ("bgr/export/kubernetes.py", "import bgr.proc.spawn\n"),
         ),
     ),
     Rule(

@@ -288,6 +288,24 @@ def _grace(grace: float | None) -> float:
     return DEFAULT_GRACE if grace is None else grace
 
 
+def _stack_up(command: rules.StackUp) -> int:
+    from bgr.cli import stacking
+
+    return stacking.up(command)
+
+
+def _stack_down(command: rules.StackDown) -> int:
+    from bgr.cli import stacking
+
+    return stacking.down(command)
+
+
+def _export(command: rules.Export) -> int:
+    from bgr.cli import stacking
+
+    return stacking.export(command)
+
+
 _HANDLERS: dict[type, Callable[..., int]] = {
     rules.Help: _help,
     rules.Version: _version,
@@ -301,4 +319,7 @@ _HANDLERS: dict[type, Callable[..., int]] = {
     rules.Clean: _clean,
     rules.Nuke: _nuke,
     rules.Watch: _watch,
+    rules.StackUp: _stack_up,
+    rules.StackDown: _stack_down,
+    rules.Export: _export,
 }

@@ -111,6 +111,30 @@ class Args(Record):
         "--grace", "SECONDS", "Wait this long after SIGTERM before SIGKILL (default: 5).", convert=seconds
     )
 
+    up: bool = flag(
+        "--up",
+        "Start the stack file's processes (or NAME... and what they\n"
+        "depend on), dependencies first; restart what changed.",
+        heading="Stacks (bgr.toml or Procfile) and export",
+    )
+    down: bool = flag("--down", "Stop the stack file's processes, dependents first.")
+    file: str | None = value("--file", "FILE", "The stack file (default: ./bgr.toml, else ./Procfile).")
+    dry_run: bool = flag("--dry-run", "With --up: print what it would do, and do nothing.")
+    prune: bool = flag("--prune", "With --up or --down: also stop the ones the file no longer has.")
+    export: str | None = value(
+        "--export",
+        "FORMAT",
+        "Write the stack file (or NAME..., --filter GROUP) as systemd\n"
+        "user units, a Compose file or Kubernetes manifests:\n"
+        "systemd, compose or kubernetes.",
+    )
+    out: str | None = value(
+        "--out", "DIR", "With --export: write into DIR (default: stdout; systemd needs DIR)."
+    )
+    image: str | None = value(
+        "--image", "IMAGE", "With --export compose|kubernetes: the image (default: python:3-slim)."
+    )
+
     db: str | None = value(
         "--db",
         "PATH",

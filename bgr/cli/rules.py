@@ -131,6 +131,43 @@ class Watch(Record):
     lines: int
 
 
+class StackUp(Record):
+    """``bgr --up [--file FILE] [NAME...]`` (``dry_run``: only print the plan)."""
+
+    db: str | None
+    file: str | None
+    names: tuple[str, ...]
+    prune: bool
+    dry_run: bool
+    wait: float | None
+    grace: float | None
+    as_json: bool
+
+
+class StackDown(Record):
+    """``bgr --down [--file FILE]``."""
+
+    db: str | None
+    file: str | None
+    prune: bool
+    grace: float | None
+    as_json: bool
+
+
+class Export(Record):
+    """``bgr --export FORMAT``: of a stack file (``file``; NAMEs pick some of its processes), or of
+    registered processes (``selection``: NAMEs, ``--filter GROUP`` or ``--all``)."""
+
+    db: str | None
+    format: str
+    file: str | None
+    selection: Selection
+    from_registry: bool
+    out: str | None
+    image: str | None
+    show_env: bool
+
+
 Command = (
     Help
     | Version
@@ -144,6 +181,9 @@ Command = (
     | Clean
     | Nuke
     | Watch
+    | StackUp
+    | StackDown
+    | Export
 )
 
 _CONTROLS = ("start", "restart", "stop", "delete", "clean", "nuke")
@@ -183,11 +223,10 @@ def command(args: Args, *, literal: tuple[str, ...] = (), verb: str | None = Non
 
     ``literal`` are the names given after ``--``; ``verb`` the pm2-style verb the line began with
     (see :mod:`bgr.cli.verbs`), for the wording of errors only."""
-    if args.help:
-        return Help()
-    if args.version:
-        return Version()
     line = _Line(literal, verb)
+    early = _early(args, line)
+    if early is not None:
+        return early
     controls = [c for c in _CONTROLS if getattr(args, c)]
     defining = args.command is not None or bool(_changes(args))
     acting = bool(controls) or args.logs
@@ -209,6 +248,18 @@ def command(args: Args, *, literal: tuple[str, ...] = (), verb: str | None = Non
     if args.logs:
         return _logs(args, _some(selection, line))
     return _look(args, selection)
+
+
+def _early(args: Args, line: _Line) -> Command | None:
+    """``--help``, ``--version`` and the stack actions, which take none of the other options."""
+    if args.help:
+        return Help()
+    if args.version:
+        return Version()
+    if args.up or args.down or args.export is not None:
+        return _stack(args, line)
+    _check_stack_companions(args)
+    return None
 
 
 def _selection(args: Args, line: _Line, bulk: bool) -> Selection:
@@ -446,3 +497,113 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--env takes KEY=VALUE, not {pair!r}")
         env[key] = value
     return env
+
+
+# --------------------------------------------------------------------------------------------
+# stacks: --up, --down, --export
+
+EXPORT_FORMATS = ("systemd", "compose", "kubernetes")
+# What goes with a stack action, besides --db, --json and the companions checked below.
+_STACK_ACTIONS = ("up", "down", "export")
+
+
+def _stack(args: Args, line: _Line) -> Command:
+    """``--up``, ``--down`` or ``--export``, with only the options that go with it."""
+    actions = [f"--{a}" for a in _STACK_ACTIONS if getattr(args, a) not in (False, None)]
+    if len(actions) > 1:
+        raise UsageError(f"{' and '.join(actions)} are two actions; give one at a time")
+    others = [_flag(c) for c in (*_CONTROLS, "logs", "watch") if getattr(args, c)] + _changes(args)
+    if others or args.name is not None:
+        spelled = others[0] if others else "--name"
+        raise UsageError(f"{actions[0]} works from the stack file; it does not take {spelled}")
+    _check_only(args, actions[0])
+    if args.file is not None and not args.file.strip():
+        raise UsageError("--file takes a path to bgr.toml or a Procfile")
+    if args.up:
+        return StackUp(
+            db=args.db,
+            file=args.file,
+            names=_stack_names(args, line),
+            prune=args.prune,
+            dry_run=args.dry_run,
+            wait=args.wait,
+            grace=args.grace,
+            as_json=args.json,
+        )
+    if args.down:
+        if args.targets or line.literal:
+            raise UsageError("--down stops the whole stack and takes no NAME (bgr stop NAME... stops some)")
+        return StackDown(db=args.db, file=args.file, prune=args.prune, grace=args.grace, as_json=args.json)
+    return _export(args, line)
+
+
+def _check_only(args: Args, action: str) -> None:
+    """The stack options that do not go with ``action``."""
+    allowed = {
+        "--up": ("file", "dry_run", "prune", "wait", "grace", "json"),
+        "--down": ("file", "prune", "grace", "json"),
+        "--export": ("file", "out", "image", "show_env", "filter", "all"),
+    }[action]
+    given = [
+        o
+        for o in (
+            "file",
+            "dry_run",
+            "prune",
+            "out",
+            "image",
+            "wait",
+            "grace",
+            "json",
+            "show_env",
+            "filter",
+            "all",
+        )
+        if getattr(args, o) not in (None, False) and o not in allowed
+    ]
+    if given:
+        raise UsageError(f"{_flag(given[0])} does not go with {action}")
+
+
+def _check_stack_companions(args: Args) -> None:
+    """Options that only mean something next to --up, --down or --export."""
+    for option in ("file", "dry_run", "prune", "out", "image"):
+        if getattr(args, option) not in (None, False):
+            raise UsageError(f"{_flag(option)} goes with --up, --down or --export")
+
+
+def _stack_names(args: Args, line: _Line) -> tuple[str, ...]:
+    if args.filter is not None or args.all:
+        raise UsageError("--up takes the NAMEs of processes in the stack file, not --filter or --all")
+    names = [*args.targets, *line.literal]
+    for name in names:
+        paths.validate_name(name)
+    return tuple(dict.fromkeys(names))
+
+
+def _export(args: Args, line: _Line) -> Export:
+    fmt = (args.export or "").strip().lower()
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"--export takes {', '.join(EXPORT_FORMATS)}, not {args.export!r}")
+    if args.image is not None and fmt == "systemd":
+        raise UsageError("--image goes with --export compose or kubernetes (systemd runs on this machine)")
+    if args.image is not None and not args.image.strip():
+        raise UsageError("--image takes an image name, e.g. python:3.12-slim")
+    if fmt == "systemd" and args.out is None:
+        raise UsageError(
+            "--export systemd writes one unit per process: give --out DIR (e.g. ~/.config/systemd/user)"
+        )
+    selection = _selection(args, line, True)
+    from_registry = args.file is None and selection != Selection()
+    if args.file is not None and (selection.group is not None or selection.everything):
+        raise UsageError("--export with --file takes NAMEs of the file's processes, not --filter or --all")
+    return Export(
+        db=args.db,
+        format=fmt,
+        file=args.file,
+        selection=selection,
+        from_registry=from_registry,
+        out=args.out,
+        image=args.image,
+        show_env=args.show_env,
+    )

@@ -75,6 +75,24 @@ def _with_health_loop(record: ProcessRecord, req: StartRequest) -> ProcessRecord
     return record
 
 
+# The request fields that change a definition (None or empty: "keep the stored value").
+_CHANGES = (
+    "command", "directory", "group", "env", "config", "stdout", "stderr", "fetch", "ports", "health",
+    "restart_at", "cron", "on_failure",
+)  # fmt: skip
+
+
+def _with_stack(record: ProcessRecord, req: StartRequest) -> ProcessRecord:
+    """The stack the definition comes from. A change made outside the stack file (``bgr --name
+    api ... --force``) keeps the membership but drops the hash, so the next ``bgr --up`` puts the
+    file's definition back instead of taking the changed one for it."""
+    if req.stack is not None:
+        return record._replace(stack=dict(req.stack))
+    if record.stack.get("hash") and any(getattr(req, f) not in (None, {}) for f in _CHANGES):
+        return record._replace(stack={k: v for k, v in record.stack.items() if k != "hash"})
+    return record
+
+
 def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layout) -> ProcessRecord:
     """Merge a request into the stored definition (new values win) and validate everything; new
     default log paths go in ``layout``'s folder."""
@@ -102,18 +120,22 @@ def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layou
             ports=tuple(req.ports or ()),
         )
     else:
+        # A stack file's request is the whole definition: what it leaves out goes back to the default.
+        whole = req.stack is not None
+        out_default, err_default = layout.log_paths(name) if whole else (existing.stdout, existing.stderr)
         record = existing._replace(
             command=req.command if req.command is not None else existing.command,
             directory=paths.absolute(req.directory) if req.directory else existing.directory,
-            stdout=paths.absolute(req.stdout) if req.stdout else existing.stdout,
-            stderr=paths.absolute(req.stderr) if req.stderr else existing.stderr,
+            stdout=paths.absolute(req.stdout) if req.stdout else out_default,
+            stderr=paths.absolute(req.stderr) if req.stderr else err_default,
             group=group if group is not None else existing.group,
-            env={**existing.env, **req.env},
+            env=dict(req.env) if whole else {**existing.env, **req.env},
+            config_path=None if whole else existing.config_path,
             fetch=existing.fetch if req.fetch is None else req.fetch,
             search_path=os.environ.get("PATH") or existing.search_path,
             ports=existing.ports if req.ports is None else tuple(req.ports),
         )
-    record = _with_health_loop(record, req)
+    record = _with_stack(_with_health_loop(record, req), req)
     if not record.command.strip():
         raise UsageError('the command is empty; pass --command "what to run"')
     _check_text(record)

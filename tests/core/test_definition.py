@@ -143,3 +143,35 @@ def test_a_relative_config_that_is_missing_says_where_it_was_looked_for(
     )
     code, _, err = main(capsys, *argv[:-1], str(backend / ".dev.toml"))
     assert code == 0, err
+
+
+def test_a_stack_request_is_the_whole_definition_and_a_change_by_hand_drops_its_hash(tmp_path: Path) -> None:
+    """From a stack file, what the file leaves out goes back to the default (env is replaced, not
+    merged); a change made on the command line keeps the membership but not the hash, so the
+    next --up puts the file's definition back."""
+    from bgr.core import definition
+    from bgr.paths import layout
+
+    layout().ensure_home()
+    (tmp_path / "conf.toml").write_text("a = 1\n")
+    stack = {"file": "/s/bgr.toml", "name": "s", "hash": "abc", "depends_on": {}}
+    first = definition.build(
+        None,
+        StartRequest(
+            name="w", command="sleep 1", directory=str(tmp_path), env={"A": "1", "B": "2"},
+            config=str(tmp_path / "conf.toml"), stdout=str(tmp_path / "out.txt"), stack=stack,
+        ),
+        layout(),
+    )  # fmt: skip
+    assert first.stack == stack and first.config_env == {"A": "1"}
+    again = definition.build(
+        first,
+        StartRequest(name="w", command="sleep 1", directory=str(tmp_path), env={"B": "3"}, stack=stack),
+        layout(),
+    )
+    assert again.env == {"B": "3"} and again.config_path is None and again.config_env == {}
+    assert again.stdout == layout().log_paths("w")[0]
+    restarted = definition.build(again, StartRequest(name="w"), layout())
+    assert restarted.stack == stack
+    by_hand = definition.build(again, StartRequest(name="w", command="sleep 2"), layout())
+    assert by_hand.stack == {"file": "/s/bgr.toml", "name": "s", "depends_on": {}}
