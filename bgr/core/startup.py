@@ -33,6 +33,8 @@ SETTLED_AFTER = 0.05
 # How long to wait for a child that is sure to exit 127/126 (milliseconds on an idle machine).
 _CERTAIN_FAILURE_WAIT = 2.0
 _POLL = 0.01
+# Passes over the process table when all it showed had died meanwhile (see follow).
+_LOOKS = 3
 TAIL_LINES = 10
 
 
@@ -132,22 +134,18 @@ def follow(found: Identity) -> Identity:
     leader's descendants and the processes carrying the instance's marker.
     """
     leader = found.pid if identity.leader_alive(found) else None  # a reused pid is not ours
-    if found.cgroup:
-        candidates = cgroups.procs(found.cgroup)
-    else:
-        seen = identity.scan([found.instance] if found.instance else [])
-        candidates = [
-            *([leader] if leader else []),
-            *(seen.descendants(leader) if leader else []),
-            *_orphans(seen.children.get(os.getpid(), []), found.instance),
-            *seen.marked.get(found.instance or "", []),
-            *(pid for pid, _ in found.members),
-        ]
     tokens: dict[int, str] = {}
-    for pid in candidates:
-        token = host.start_token(pid)
-        if pid not in tokens and token and host.is_alive(pid, token):
-            tokens[pid] = token
+    for _ in range(_LOOKS):
+        candidates = _candidates(found, leader)
+        for pid in candidates:
+            token = host.start_token(pid)
+            if pid not in tokens and token and host.is_alive(pid, token):
+                tokens[pid] = token
+        # A pass over /proc lists the table first and reads it after: a step of a double fork
+        # that forks the daemon and exits in between leaves only the dead step in view. The
+        # daemon, forked before that step died, is in the next listing.
+        if tokens or not candidates:
+            break
     if leader in tokens or not tokens:
         leader, pgid = found.pid, found.pgid
     else:
@@ -159,6 +157,20 @@ def follow(found: Identity) -> Identity:
     )
     token = tokens.get(leader or 0, found.token)
     return found._replace(pid=leader, pgid=pgid, token=token, members=members)
+
+
+def _candidates(found: Identity, leader: int | None) -> list[int]:
+    """The pids that may belong to the instance (see follow), alive or not."""
+    if found.cgroup:
+        return cgroups.procs(found.cgroup)
+    seen = identity.scan([found.instance] if found.instance else [])
+    return [
+        *([leader] if leader else []),
+        *(seen.descendants(leader) if leader else []),
+        *_orphans(seen.children.get(os.getpid(), []), found.instance),
+        *seen.marked.get(found.instance or "", []),
+        *(pid for pid, _ in found.members),
+    ]
 
 
 def _orphans(children: list[int], instance: str | None) -> list[int]:
