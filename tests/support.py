@@ -76,18 +76,35 @@ def processes_with_env(key: str, value: str) -> list[int]:
     needle = f"{key}={value}".encode()
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ and state not in (b"Z", b"X"):
-            found.append(int(entry))
+        if entry.isdigit() and int(entry) != os.getpid():
+            environ = _live_environ(int(entry))
+            if environ is not None and needle in environ.split(b"\0"):
+                found.append(int(entry))
     return found
+
+
+def _live_environ(pid: int) -> bytes | None:
+    """The environment of ``pid``, None for a zombie or a process that is gone."""
+    for _ in range(_EXEC_LOOKS):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read()
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            return None
+        if fields[0] in (b"Z", b"X"):
+            return None
+        # A process in the middle of an exec shows an empty environment until the kernel has
+        # placed the new one (a launcher becoming its program); kernel threads have none at all.
+        if environ or int(fields[6]) & _PF_KTHREAD:
+            return environ
+        time.sleep(0.005)
+    return b""
+
+
+_EXEC_LOOKS = 20
+_PF_KTHREAD = 0x00200000
 
 
 def reap_zombie_children() -> None:
