@@ -127,6 +127,11 @@ class ExitWatcher:
             self._fired.discard(name)
         self.wake()
 
+    def members(self, name: str) -> list[tuple[int, str]]:
+        """The ``(pid, start token)`` processes watched for ``name`` (none: not watched)."""
+        with self._lock:
+            return [(e.pid, e.token) for e in self._entries.get(name, [])]
+
     def watched(self) -> dict[str, list[int]]:
         """``{name: [pid, ...]}`` as watched right now."""
         with self._lock:

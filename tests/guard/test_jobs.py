@@ -8,12 +8,20 @@ guarantees.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bgr.logfiles import backups as log_backups
+from guard.gate import NameGate
+from guard.jobs import Jobs
+from guard.keeper import Keeper
+from guard.options import GuardOptions, Target, TargetKind
+from guard.watcher import ExitWatcher
 from tests.support import (
     FAST,
     TRACKED,
@@ -36,6 +44,39 @@ from tests.support import (
 
 # --------------------------------------------------------------------------------------------
 # check: which names a guard looks after
+
+
+def test_an_idle_check_looks_only_at_what_changed() -> None:
+    """A pass over 1000 idle processes must cost a stat each, not a registry read and a full
+    look each: a name the exit watcher has, running the instance last seen, is passed over."""
+    start_cli("a", "sleep 300")
+    start_cli("b", "sleep 300")
+    watcher = ExitWatcher(lambda name: None)
+    keeper = Keeper(GuardOptions(Target(TargetKind.ALL), interval=5), watcher=watcher)
+    looked: list[str] = []
+
+    def check(name: str) -> None:
+        looked.append(name)
+        keeper.check(name)
+
+    keeper.gate = NameGate(check)
+    jobs = Jobs(keeper, threading.Event())
+    try:
+        jobs.check()
+        assert looked == ["a", "b"]
+        looked.clear()
+        jobs.check()
+        assert looked == []  # both settled
+        run_bgr("a", "--restart", check=True)  # a new instance, started outside the guard
+        jobs.check()
+        assert looked == ["a"]
+        looked.clear()
+        os.killpg(must("b").pgid or 0, signal.SIGKILL)  # no exit event: the watcher is not running
+        wait_for(lambda: not record_alive(must("b")), what="b to die")
+        jobs.check()
+        assert looked == ["b"]
+    finally:
+        watcher.stop()
 
 
 def test_all_picks_up_processes_registered_later(guard: Callable[..., Guard]) -> None:
