@@ -13,7 +13,7 @@ from bgr import __version__
 from bgr.cli.funnel import run_program
 from bgr.cli.parse import check_spelling, parse, unmatched_names
 from bgr.cli.table import Table, flag, positional, value
-from bgr.core.launch import follow_daemon, guard_restart, record_exit, recover_name, restart
+from bgr.core.launch import follow_daemon, follow_in, guard_restart, record_exit, recover_name, restart
 from bgr.core.ready import probe_environment
 from bgr.errors import BgrError, GitError, LockHeld, NoRegistry, NotFound, UsageError
 from bgr.health.probes import Probe as HealthProbe
@@ -73,6 +73,7 @@ __all__ = [
     "file_size",
     "flag",
     "follow_daemon",
+    "follow_in",
     "format_size",
     "group_usage",
     "guard_restart",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from bgr import guard_api as bgr
 from bgr.guard_api import (
@@ -25,13 +26,15 @@ from bgr.guard_api import (
     ProcessRecord,
     file_size,
     format_size,
-    open_registry,
 )
 from guard import policy
 from guard.keeper import Keeper
 from guard.options import MAX_PULL_WAIT, TargetKind
 
 log = logging.getLogger(__name__)
+
+# What the check needs of every row: whether it should run, which instance, an operation in flight.
+_HEAD = ("name", "desired", "instance", "intent")
 
 
 class Jobs:
@@ -52,26 +55,38 @@ class Jobs:
         """The rows this guard is responsible for (NAME: that row, even when stopped)."""
         target = self.options.target
         try:
-            reg = open_registry(self.options.db)
+            with self.keeper.connections.use() as reg:
+                if target.kind is TargetKind.NAME:
+                    record = reg.get(target.value)
+                    return [record] if record is not None else []
+                return reg.all(target.value if target.kind is TargetKind.GROUP else None)
         except NoRegistry:
             return []  # not yet: the first start creates it
-        with reg:
-            if target.kind is TargetKind.NAME:
-                record = reg.get(target.value)
-                return [record] if record is not None else []
-            group = target.value if target.kind is TargetKind.GROUP else None
-            return reg.all(group)
+
+    def summaries(self, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """``columns`` of the rows this guard is responsible for, undecoded (see ``rows``): what
+        the periodic passes read, without decoding every row's events and environment."""
+        target = self.options.target
+        name = target.value if target.kind is TargetKind.NAME else None
+        group = target.value if target.kind is TargetKind.GROUP else None
+        try:
+            with self.keeper.connections.use() as reg:
+                return reg.summaries(columns, group=group, name=name)
+        except NoRegistry:
+            return []
 
     # -- check -----------------------------------------------------------------------------
 
     def check(self) -> None:
         """One pass: every guarded name is checked (and restarted when due), then the limits."""
         self.keeper.reap()
-        records = self.rows()
+        heads = {
+            name: (desired, instance, intent) for name, desired, instance, intent in self.summaries(_HEAD)
+        }
         if self.options.target.kind is TargetKind.NAME:
             wanted = [self.options.target.value]
         else:
-            wanted = [r.name for r in records if r.desired is Desired.RUNNING]
+            wanted = [name for name, (desired, _, _) in heads.items() if desired == Desired.RUNNING]
         # Names that left the target (deleted, stopped, moved to another group): one last look
         # lets the keeper drop their watch and retry.
         for name in sorted(self.known - set(wanted)):
@@ -80,9 +95,13 @@ class Jobs:
         for name in wanted:
             if self.stopping.is_set():
                 return
+            _, instance, intent = heads.get(name, (None, None, None))
+            # A row with an operation in flight, or one the watcher does not have: a full look.
+            if intent in (None, "{}") and self.keeper.settled(name, instance):
+                continue
             self.keeper.gate.poke(name)
         if self.options.max_memory is not None or self.options.restart_every is not None:
-            self._limits([r for r in records if r.desired is Desired.RUNNING])
+            self._limits([r for r in self.rows() if r.desired is Desired.RUNNING])
         self.keeper.prune_codes()
 
     def _limits(self, records: list[ProcessRecord]) -> None:
@@ -118,15 +137,15 @@ class Jobs:
 
     def rotate(self) -> None:
         """Rotate every guarded log that grew beyond ``--max-log-size``."""
-        for record in self.rows():
-            if record.desired is not Desired.RUNNING:
+        for name, desired, stdout, stderr in self.summaries(("name", "desired", "stdout", "stderr")):
+            if desired != Desired.RUNNING:
                 continue
             # Plain str until a log must be rotated: a Path interns its parts (sys.intern), and
             # interning fresh strings on every pass slowly fills the interpreter's table of
             # interned strings until it is rebuilt, which costs ~1 MiB of resident memory.
-            paths = [("out", str(record.stdout))]
-            if record.stderr != record.stdout:
-                paths.append(("err", str(record.stderr)))
+            paths = [("out", str(stdout))]
+            if stderr != stdout:
+                paths.append(("err", str(stderr)))
             for stream, path in paths:
                 if self.stopping.is_set():
                     return
@@ -135,38 +154,38 @@ class Jobs:
                 try:
                     result = bgr.rotate_live(
                         Path(path),
-                        record.name,
+                        name,
                         stream,
                         self.options.max_log_size,
                         self.options.keep,
                         directory=self.keeper.layout.backup_dir(),
                     )
                 except BgrError as exc:
-                    log.warning("%s: %s", record.name, exc)
-                    self._event(record.name, "rotation failed", str(exc))
+                    log.warning("%s: %s", name, exc)
+                    self._event(name, "rotation failed", str(exc))
                     continue
                 if result is None:
                     continue
                 label = "stdout" if stream == "out" else "stderr"
                 detail = f"{label}: {format_size(result.bytes_moved)} to {result.backup.name}"
-                log.info("%s: rotated %s (%s)", record.name, detail, result.method)
-                self._event(record.name, "rotated", detail)
+                log.info("%s: rotated %s (%s)", name, detail, result.method)
+                self._event(name, "rotated", detail)
 
     # -- pull ------------------------------------------------------------------------------
 
     def pull(self) -> None:
         """Pull every guarded ``--fetch`` checkout whose turn it is; restart where HEAD moved."""
-        for record in self.rows():
-            if not record.fetch or record.desired is not Desired.RUNNING:
+        for name, desired, fetch in self.summaries(("name", "desired", "fetch")):
+            if not fetch or desired != Desired.RUNNING:
                 continue
             if self.stopping.is_set():
                 return
-            if self.clock() < self._next_pull.get(record.name, 0.0):
+            if self.clock() < self._next_pull.get(name, 0.0):
                 continue
-            self._pull(record.name)
+            self._pull(name)
 
     def _pull(self, name: str) -> None:
-        with open_registry(self.options.db) as reg:
+        with self.keeper.connections.use() as reg:
             record = reg.get(name)
         if record is None or not record.fetch or record.desired is not Desired.RUNNING:
             return
@@ -191,5 +210,5 @@ class Jobs:
             self.keeper.full_restart(name, "pulled", result.summary, pull=False)
 
     def _event(self, name: str, kind: str, detail: str) -> None:
-        with open_registry(self.options.db) as reg:
+        with self.keeper.connections.use() as reg:
             reg.add_event(name, kind, detail)

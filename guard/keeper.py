@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bgr import guard_api as bgr
-from bgr.guard_api import BgrError, Desired, LockHeld, ProcessRecord, Registry, name_lock, open_registry
+from bgr.guard_api import BgrError, Desired, LockHeld, ProcessRecord, Registry, is_alive, name_lock
 from guard import policy
+from guard.connections import Connections
 from guard.gate import NameGate
 from guard.options import GuardOptions
 from guard.policy import Phase, PolicyState
@@ -69,11 +70,13 @@ class Keeper:
         self.boot_id = bgr.boot_id()
         self.layout = bgr.layout(options.db)
         self.gate = NameGate(self.check)
+        self.connections = Connections(options.db)
         self._lock = threading.Lock()
         self._codes: dict[int, tuple[int, float]] = {}  # our children's exit codes and reap times
         self._guarded: set[str] = set()  # names announced ("guarded" event), not let go since
         self._let_go: set[str] = set()
         self._seen: dict[str, str | None] = {}  # the instance last seen running, per name
+        self._stable_at: dict[str, float] = {}  # when a run with failures counted clears them
         self.restarted = 0  # restarts done by this guard (for --once and the logs)
 
     # -- children and their exit codes -------------------------------------------------------
@@ -125,6 +128,30 @@ class Keeper:
             return None
         return max(0.0, time.time() - record.started_at)
 
+    def settled(self, name: str, instance: str | None) -> bool:
+        """True when a check of ``name`` would find nothing to do: the row describes the instance
+        last seen running, the exit watcher has it (its exit wakes us at once) and it still lives,
+        and no failure count waits to be cleared. The interval check passes over these, so an
+        idle pass costs a stat of each process instead of a registry read and a full look."""
+        watcher = self.watcher
+        if watcher is None or instance is None or self._seen.get(name) != instance:
+            return False
+        members = watcher.members(name)
+        if name not in self._guarded or not members:
+            return False
+        if not all(is_alive(pid, token) for pid, token in members):
+            return False  # the watcher will say so too; a full check does no harm
+        stable_at = self._stable_at.get(name)
+        return stable_at is None or self.clock() < stable_at
+
+    def _remember(self, name: str, instance: str | None, state: PolicyState) -> None:
+        """The instance seen running, and when its failure count is due to be cleared."""
+        self._seen[name] = instance
+        if state.failures and state.started_at is not None:
+            self._stable_at[name] = state.started_at + self.cfg.stable_after
+        else:
+            self._stable_at.pop(name, None)
+
     # -- the check -----------------------------------------------------------------------------
 
     def check(self, name: str) -> None:
@@ -136,7 +163,7 @@ class Keeper:
 
     def _check(self, name: str) -> None:
         self.reap()
-        with open_registry(self.db) as reg:
+        with self.connections.use() as reg:
             record = reg.get(name)
             if record is not None and record.intent:
                 record = self._settle_intent(name)
@@ -150,7 +177,7 @@ class Keeper:
             state, fresh = self.load_state(record, now)
             if not bgr.leader_alive(record.identity):
                 # A launcher that exited and left its daemon running: that daemon is the instance now.
-                record = bgr.follow_daemon(record, db=self.db) or record
+                record = bgr.follow_in(reg, record) or record
             if bgr.instance_alive(record.identity):
                 self._running(reg, record, state, fresh, now)
                 return
@@ -231,7 +258,7 @@ class Keeper:
         self._save(reg, record, state)
         if self._cancel is not None:
             self._cancel(record.name)
-        self._seen[record.name] = record.instance
+        self._remember(record.name, record.instance, state)
         self.watch(record)
 
     def _died(self, reg: Registry, record: ProcessRecord, state: PolicyState, now: float) -> PolicyState:
@@ -244,7 +271,8 @@ class Keeper:
             end = record.stopped_at or time.time()
             uptime = max(0.0, end - record.started_at)
         if record.instance is not None:
-            bgr.record_exit(name, record.instance, code, db=self.db)
+            # What bgr.record_exit does, on the connection at hand.
+            reg.update(name, instance=record.instance, exit_code=code, stopped_at=time.time())
         state = policy.on_exit(
             state, self.cfg, now=now, exit_code=code, jitter=self.rng.uniform(-1, 1), uptime=uptime
         )
@@ -283,9 +311,9 @@ class Keeper:
             self.gate.poke(name)
             return
         self.restarted += 1
-        self._seen[name] = launched.instance
+        self._remember(name, launched.instance, started)
         self.watch(launched)
-        with open_registry(self.db) as reg:
+        with self.connections.use() as reg:
             reg.update(name, instance=launched.instance, guard=self._dump(started, launched.instance))
         log.info("%s: restarted (pid %s, restart #%d)", name, launched.pid, launched.restarts)
 
@@ -296,7 +324,7 @@ class Keeper:
             started, self.cfg, now=now, exit_code=None, jitter=self.rng.uniform(-1, 1), uptime=0.0
         )
         log.error("%s: restart failed: %s", record.name, exc)
-        with open_registry(self.db) as reg:
+        with self.connections.use() as reg:
             self._save(reg, record, state)
             reg.add_event(record.name, "restart failed", str(exc))
             if state.phase is Phase.FATAL:
@@ -338,7 +366,7 @@ class Keeper:
         Skipped if the row is gone or stopped, or (given ``instance``) describes another instance
         by now. ``pull=False``: no ``--fetch`` pull (the caller just pulled). True if done.
         """
-        with open_registry(self.db) as reg:
+        with self.connections.use() as reg:
             record = reg.get(name)
             if record is None or record.desired is Desired.STOPPED:
                 return False
@@ -350,7 +378,7 @@ class Keeper:
             bgr.restart(name, db=self.db, grace=self.options.grace, pull=pull)
         except BgrError as exc:
             log.error("%s: restart failed: %s", name, exc)
-            with open_registry(self.db) as reg:
+            with self.connections.use() as reg:
                 reg.add_event(name, "restart failed", str(exc))
         self.restarted += 1
         self.check(name)

@@ -1,9 +1,12 @@
 """Run a guard: the lock, the exit watcher, the APScheduler jobs, and a clean stop on a signal.
 
 One guard per target and registry: an flock under ``<state>/locks`` (the kernel frees it if the
-guard dies). APScheduler (3.11, ``BlockingScheduler`` in the main thread) runs the interval jobs
-in its thread pool; the exit watcher thread reacts to exits at once; backoff retries are one-shot
-jobs. Signal handlers only record the signal and wake the watcher thread, which shuts the
+guard dies). APScheduler (3.11, ``BlockingScheduler`` in the main thread) runs the periodic jobs
+(check, rotate, pull) in its thread pool, on elapsed time (guard/elapsed.py), so a wall-clock step
+neither stalls nor floods them. The exit watcher thread reacts to exits at once and owns the
+backoff retries, on its own monotonic deadlines: a retry is never dropped as "missed" after a
+forward step, never waits out a backward one, and arranging one never waits for the scheduler's
+lock. Signal handlers only record the signal and wake the watcher thread, which shuts the
 scheduler down (uvicorn's pattern: nothing lock-taking runs inside a handler). The managed
 processes are left running: they live in sessions of their own.
 """
@@ -17,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 from types import FrameType
 
@@ -135,18 +138,16 @@ class GuardService:
         self.signalled: int | None = None
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
-        self._retry_lock = threading.Lock()
-        self._retries: set[str] = set()  # names with a pending one-shot retry job
-        interval = options.interval
+        from guard.elapsed import ElapsedJobStore
+
         self.scheduler = BlockingScheduler(
             timezone=UTC,
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": max(1, round(interval)),
-            },
+            jobstores={"default": ElapsedJobStore()},
+            job_defaults={"coalesce": True, "max_instances": 1},
         )
-        self.watcher = ExitWatcher(self._exited, on_wake=self._woken, poll_interval=options.poll_interval)
+        self.watcher = ExitWatcher(
+            self._exited, on_wake=self._woken, on_due=self._retry, poll_interval=options.poll_interval
+        )
         self.keeper = Keeper(
             options, watcher=self.watcher, schedule=self._schedule_retry, cancel=self._cancel_retry
         )
@@ -169,7 +170,7 @@ class GuardService:
             # No cgroup to hold what an instance starts: a daemon that double-forks out of one the
             # guard (re)started becomes the guard's child instead of init's, so it is still seen.
             bgr.become_subreaper()
-        self.add_jobs(datetime.now(UTC))
+        self.add_jobs()
         self.scheduler.add_listener(lambda _event: self._woken(), EVENT_SCHEDULER_STARTED)
         self.watcher.start()
         try:
@@ -183,24 +184,23 @@ class GuardService:
         log.info("bgr-guard %d stopped (%s); the processes keep running", os.getpid(), why)
         return 0
 
-    def add_jobs(self, now: datetime) -> None:
-        """The periodic passes: check from ``now`` on, rotate and pull staggered after it."""
+    def add_jobs(self) -> None:
+        """The periodic passes: check from the start on, rotate and pull staggered after it."""
         # The pool starts a worker thread for a job that finds none idle, and keeps it for good
         # (~170 KiB resident each). Jobs due at the same moment would each get one; staggered by a
         # half and a quarter of the shorter interval, check, rotate and pull never meet when one
         # interval divides the other (the defaults: 30 s, 30 s, 5 min), so one worker runs them
         # all. A slow job still gets company at once, up to the pool's 10 workers.
+        from guard.elapsed import add_elapsed_job
+
         options = self.options
         phase = min(options.interval, options.rotation_interval)
-        add = self.scheduler.add_job
-        add(_safely, "interval", args=[self.jobs.check], id="check",
-            seconds=options.interval, next_run_time=now)  # fmt: skip
-        add(_safely, "interval", args=[self.jobs.rotate], id="rotate",
-            seconds=options.rotation_interval, next_run_time=now + timedelta(seconds=phase / 2),
-            misfire_grace_time=max(1, round(options.rotation_interval)))  # fmt: skip
-        add(_safely, "interval", args=[self.jobs.pull], id="pull",
-            seconds=options.pull_every, next_run_time=now + timedelta(seconds=options.pull_every + phase / 4),
-            misfire_grace_time=max(1, round(options.pull_every)))  # fmt: skip
+        sched = self.scheduler
+        add_elapsed_job(sched, _safely, job_id="check", args=(self.jobs.check,), every=options.interval)
+        add_elapsed_job(sched, _safely, job_id="rotate", args=(self.jobs.rotate,),
+                        every=options.rotation_interval, first=phase / 2)  # fmt: skip
+        add_elapsed_job(sched, _safely, job_id="pull", args=(self.jobs.pull,),
+                        every=options.pull_every, first=options.pull_every + phase / 4)  # fmt: skip
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only record and wake: the watcher thread does the shutdown, outside the handler.
@@ -227,31 +227,12 @@ class GuardService:
             self.keeper.gate.poke(name)
 
     def _schedule_retry(self, name: str, delay: float) -> None:
-        if self.stopping.is_set():
-            return
-        when = datetime.now(UTC) + timedelta(seconds=max(0.0, delay))
-        with self._retry_lock:
-            self._retries.add(name)
-            self.scheduler.add_job(
-                self._retry,
-                "date",
-                args=[name],
-                id=f"retry:{name}",
-                run_date=when,
-                replace_existing=True,
-            )
+        if not self.stopping.is_set():
+            self.watcher.after(name, delay)
 
     def _retry(self, name: str) -> None:
-        with self._retry_lock:
-            self._retries.discard(name)
-        self.keeper.gate.poke(name)
+        if not self.stopping.is_set():
+            self.keeper.gate.poke(name)
 
     def _cancel_retry(self, name: str) -> None:
-        from apscheduler.jobstores.base import JobLookupError
-
-        with self._retry_lock:
-            if name not in self._retries:
-                return
-            self._retries.discard(name)
-            with contextlib.suppress(JobLookupError):
-                self.scheduler.remove_job(f"retry:{name}")
+        self.watcher.cancel(name)

@@ -8,6 +8,12 @@ process is checked every ``poll_interval`` instead.
 
 The pid a pidfd is opened on is checked against its start token *after* opening: the pidfd pins
 the process, so a pid reused in between is detected and reported as an exit at once.
+
+The same thread keeps the guard's backoff retries (``after(name, delay)``, guard/deadlines.py):
+its ``poll(2)`` timeout is relative and counted on the monotonic clock, so a retry keeps its
+spacing whatever the wall clock does, and the watcher never waits on the scheduler to arrange one.
+The pidfds stay registered with one ``poll`` object between wake-ups (only what changed is
+registered or removed), so a wake-up costs the same with 1000 processes watched as with one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import resource
 import select
@@ -23,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bgr.guard_api import is_alive
+from guard import policy
+from guard.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,8 @@ class ExitWatcher:
     ``watch(name, members)`` replaces the set watched for a name; a member already dead fires at
     once. After firing, a name is no longer watched until ``watch`` is called again. ``wake()``
     only writes a byte to a pipe, so a signal handler may call it; each wake-up calls ``on_wake``.
+    ``after(name, delay)`` calls ``on_due(name)`` (in the watcher thread) once ``delay`` seconds
+    have passed on ``clock``, unless ``cancel(name)`` or a later ``after`` replaced it.
     """
 
     def __init__(
@@ -51,14 +62,22 @@ class ExitWatcher:
         on_exit: Callable[[str], None],
         *,
         on_wake: Callable[[], None] | None = None,
+        on_due: Callable[[str], None] | None = None,
         poll_interval: float = 0.05,
+        clock: policy.Clock = policy.boot_clock,
     ) -> None:
         self._on_exit = on_exit
         self._on_wake = on_wake
+        self._on_due = on_due
+        self._deadlines = Deadlines(clock)
         self._poll_ms = max(1, round(poll_interval * 1000))
         self._lock = threading.Lock()
         self._entries: dict[str, list[_Entry]] = {}
         self._fired: set[str] = set()
+        # Entries with a pidfd that the watcher thread has yet to register with its poll object;
+        # only that thread touches the poll object and ``_by_fd``.
+        self._added: list[_Entry] = []
+        self._by_fd: dict[int, _Entry] = {}
         # Other threads never close a pidfd the poller may hold: the number could be reused by the
         # time poll() reports on it. The watcher thread closes retired fds between polls.
         self._retired: list[int] = []
@@ -69,6 +88,8 @@ class ExitWatcher:
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
+        self._poller = select.poll()
+        self._poller.register(self._read_fd, select.POLLIN)
         self._thread: threading.Thread | None = None
 
     # -- called from any thread --------------------------------------------------------------
@@ -94,6 +115,7 @@ class ExitWatcher:
             self._retire(self._entries.pop(name, []))
             if entries:
                 self._entries[name] = entries
+                self._added.extend(e for e in entries if e.fd >= 0)
             if dead or not entries:
                 self._fired.add(name)
         self.wake()
@@ -105,10 +127,28 @@ class ExitWatcher:
             self._fired.discard(name)
         self.wake()
 
+    def members(self, name: str) -> list[tuple[int, str]]:
+        """The ``(pid, start token)`` processes watched for ``name`` (none: not watched)."""
+        with self._lock:
+            return [(e.pid, e.token) for e in self._entries.get(name, [])]
+
     def watched(self) -> dict[str, list[int]]:
         """``{name: [pid, ...]}`` as watched right now."""
         with self._lock:
             return {name: [e.pid for e in entries] for name, entries in self._entries.items()}
+
+    def after(self, name: str, delay: float) -> None:
+        """Call ``on_due(name)`` in ``delay`` seconds (replacing an earlier ``after`` for it)."""
+        self._deadlines.after(name, delay)
+        self.wake()
+
+    def cancel(self, name: str) -> None:
+        """Forget the pending ``after`` of ``name``, if any (its wake-up, if near, finds nothing)."""
+        self._deadlines.cancel(name)
+
+    def pending(self) -> dict[str, float]:
+        """``{name: seconds until its on_due}`` for the pending ``after`` calls."""
+        return self._deadlines.pending()
 
     def wake(self) -> None:
         """Interrupt the poll (async-signal-safe: one ``write`` to a non-blocking pipe)."""
@@ -129,6 +169,8 @@ class ExitWatcher:
             for entries in self._entries.values():
                 self._retire(entries)
             self._entries.clear()
+            self._added.clear()
+            self._by_fd.clear()
             for fd in self._retired:
                 os.close(fd)
             self._retired.clear()
@@ -186,10 +228,10 @@ class ExitWatcher:
 
     def _run(self) -> None:
         while not self._stopping:
-            by_fd, polled, exited = self._take_state()
+            polled, exited = self._take_state()
             woke = False
             if not exited:
-                woke, exited = self._wait(by_fd, polled)
+                woke, exited = self._wait(polled)
             if self._stopping:
                 break
             if woke and self._on_wake is not None:
@@ -200,35 +242,48 @@ class ExitWatcher:
                         self._retire(self._entries.pop(name, []))
                 for name in sorted(exited):
                     self._call(self._on_exit, name)
+            if self._on_due is not None:
+                for name in self._deadlines.pop_due():
+                    self._call(self._on_due, name)
 
-    def _take_state(self) -> tuple[dict[int, _Entry], list[_Entry], set[str]]:
-        """Close retired descriptors; what to poll, what to check by pid, what already fired."""
+    def _take_state(self) -> tuple[list[_Entry], set[str]]:
+        """Bring the poll object up to date (register new pidfds, drop and close retired ones);
+        what to check by pid, and what already fired."""
         with self._lock:
+            for entry in self._added:
+                self._poller.register(entry.fd, select.POLLIN)
+                self._by_fd[entry.fd] = entry
+            self._added.clear()
             for fd in self._retired:
+                if self._by_fd.pop(fd, None) is not None:
+                    self._poller.unregister(fd)
                 os.close(fd)
                 self._open_fds -= 1
             self._retired.clear()
-            by_fd = {e.fd: e for es in self._entries.values() for e in es if e.fd >= 0}
             polled = [e for es in self._entries.values() for e in es if e.fd < 0]
             exited = self._fired
             self._fired = set()
-        return by_fd, polled, exited
+        return polled, exited
 
-    def _wait(self, by_fd: dict[int, _Entry], polled: list[_Entry]) -> tuple[bool, set[str]]:
+    def _timeout_ms(self, polled: list[_Entry]) -> float | None:
+        """How long poll(2) may block: until the next pid check or the nearest deadline."""
+        waits = [self._poll_ms] if polled else []
+        due = self._deadlines.timeout()
+        if due is not None:
+            waits.append(math.ceil(due * 1000))  # rounded up: never wake just before it is due
+        return min(waits) if waits else None
+
+    def _wait(self, polled: list[_Entry]) -> tuple[bool, set[str]]:
         """Block until a pidfd or the wake pipe is readable (or the next poll); (woken, exited)."""
-        poller = select.poll()
-        poller.register(self._read_fd, select.POLLIN)
-        for fd in by_fd:
-            poller.register(fd, select.POLLIN)
         woke, exited = False, set()
-        for fd, _ in poller.poll(self._poll_ms if polled else None):
+        for fd, _ in self._poller.poll(self._timeout_ms(polled)):
             if fd == self._read_fd:
                 woke = True
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._read_fd, 4096):
                         pass
-            else:
-                exited.add(by_fd[fd].name)
+            elif fd in self._by_fd:
+                exited.add(self._by_fd[fd].name)
         exited.update(e.name for e in polled if not is_alive(e.pid, e.token))
         return woke, exited
 

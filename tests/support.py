@@ -14,6 +14,7 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -1009,3 +1010,64 @@ def example_stack(tmp_path: Path, text: str = EXAMPLE_STACK) -> Any:
     path = tmp_path / "bgr.toml"
     path.write_text(text)
     return exports.from_file(str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# a wall clock that a test can step, for one process (tests/guard/clock_shift.c)
+
+
+CLOCK_SHIFT_SOURCE = Path(__file__).resolve().parent / "guard" / "clock_shift.c"
+
+
+def build_clock_shift(directory: Path) -> Path:
+    """Compile the wall-clock shifting LD_PRELOAD library into ``directory``; skip the test (with
+    the reason) where there is no C compiler or the library does not take effect."""
+    compiler = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if compiler is None:
+        pytest.skip("no C compiler (cc, gcc or clang) to build the wall-clock shifting library")
+    if not LINUX:
+        pytest.skip("the wall-clock shifting library is built for Linux (LD_PRELOAD, glibc)")
+    library = directory / "clock_shift.so"
+    done = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(CLOCK_SHIFT_SOURCE), "-ldl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"{compiler} could not build the wall-clock shifting library: {done.stderr.strip()}")
+    # It must shift this interpreter's clock and leave its children's alone.
+    shift = directory / "probe-shift"
+    shift.write_text("-86400")
+    probe = (
+        "import subprocess, sys, time; print(time.time()); "
+        "print(subprocess.run([sys.executable, '-c', 'import time; print(time.time())'], "
+        "capture_output=True, text=True).stdout)"
+    )
+    env = {**os.environ, "LD_PRELOAD": str(library), "BGR_CLOCK_SHIFT_FILE": str(shift)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    shifted, child = float(out[0]), float(out[1])
+    if not (abs(shifted + 86400 - time.time()) < 60 and abs(child - time.time()) < 60):
+        pytest.skip("the wall-clock shifting library does not take effect here (static libc?)")
+    return library
+
+
+class ClockShift:
+    """The wall clock of the processes started with :meth:`env`, stepped by :meth:`set`."""
+
+    def __init__(self, library: Path, file: Path) -> None:
+        self.library = library
+        self.file = file
+        self.set(0)
+
+    def env(self) -> dict[str, str]:
+        return {"LD_PRELOAD": str(self.library), "BGR_CLOCK_SHIFT_FILE": str(self.file)}
+
+    def set(self, seconds: float) -> None:
+        """From now on (within 10 ms) the shifted clock reads real time + ``seconds``."""
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(repr(float(seconds)))
+        os.replace(tmp, self.file)

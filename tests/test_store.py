@@ -99,6 +99,23 @@ def test_all_filters_by_group_and_sorts_by_name_require_and_delete() -> None:
         assert [r.name for r in reg.all()] == ["a", "c"]
 
 
+def test_summaries_read_a_few_columns_of_every_row_as_stored() -> None:
+    with store.open_registry(create=True) as reg:
+        for name, group in (("c", "api"), ("a", None), ("b", "api")):
+            reg.put(record(name, group=group, desired=Desired.STOPPED if name == "b" else Desired.RUNNING))
+        assert reg.summaries(("name", "desired", "intent")) == [
+            ("a", "running", "{}"),
+            ("b", "stopped", "{}"),
+            ("c", "running", "{}"),
+        ]
+        assert reg.summaries(("name",), group="api") == [("b",), ("c",)]
+        assert reg.summaries(("name", "stdout"), name="c") == [("c", "/tmp/c-out.txt")]
+        assert reg.summaries(("name",), name="zz") == []
+        for bad in ((), ("name", "nope"), ('name" FROM meta --',)):
+            with pytest.raises(ValueError, match="not columns"):
+                reg.summaries(bad)
+
+
 def test_transaction_rolls_back_when_the_block_fails() -> None:
     with store.open_registry(create=True) as reg:
         reg.put(record())

@@ -45,13 +45,16 @@ def instance_alive(identity: Identity) -> bool:
     """
     if leader_alive(identity):
         return True
+    if any(host.is_alive(pid, token) for pid, token in identity.members):
+        return True
     if identity.cgroup:
         from bgr.proc import cgroups  # only for a row whose leader is gone: not every listing
 
-        if cgroups.populated(identity.cgroup):
-            return True
-    if any(host.is_alive(pid, token) for pid, token in identity.members):
-        return True
+        # The launcher joins the cgroup before anything of the instance runs, and no process can
+        # leave it by forking, setsid or overwriting its environment: an empty cgroup (or one gone,
+        # which only an empty one can be) means nothing of the instance lives, and the pass over
+        # /proc for marked group members, a read per process on the machine, is not needed.
+        return cgroups.populated(identity.cgroup)
     return bool(marked_in_group(identity))
 
 

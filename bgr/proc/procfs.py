@@ -125,8 +125,28 @@ def pgid_of(pid: int) -> int | None:
         return None
 
 
+def group_exists(pgid: int) -> bool:
+    """Whether process group ``pgid`` has any member, zombies included: one kill(2), no /proc pass.
+
+    A group is usually empty when bgr asks (an instance that died, a stop that worked), and a pass
+    over /proc costs a read per process on the machine: ask the kernel first, scan only if it says
+    yes (the scan is what tells live members from zombies).
+    """
+    if pgid <= 0:
+        return True  # 0 and -1 mean "our group" and "everyone" to kill(2): let the scan answer
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's processes
+        return True
+    return True
+
+
 def group_members(pgid: int) -> list[int]:
     """Live members of process group ``pgid``."""
+    if not group_exists(pgid):
+        return []
     return [stat.pid for stat in all_stats() if stat.pgid == pgid]
 
 
@@ -169,7 +189,7 @@ def marked_pids(markers: Iterable[str]) -> dict[str, list[int]]:
 
 def alive_groups(pgids: Iterable[int]) -> set[int]:
     """Which of ``pgids`` still have a live member (one pass)."""
-    wanted = set(pgids)
+    wanted = {pgid for pgid in pgids if group_exists(pgid)}
     return {stat.pgid for stat in all_stats() if stat.pgid in wanted} if wanted else set()
 
 

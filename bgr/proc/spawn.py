@@ -190,6 +190,22 @@ def reap_spawned() -> dict[int, int]:
     ``waitpid(-1)``, so other subprocess users in the same process (GitPython) keep their exit codes.
     """
     reaped: dict[int, int] = {}
+    # A guard calls this at every look at a process, with up to thousands of children: ask the
+    # kernel which child has exited (without reaping it) and reap just that one while it is ours;
+    # the sweep over every pid (and, as a subreaper, over /proc) only for anyone else's.
+    while (pid := _exited_child()) in _spawned:
+        assert pid is not None
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # another thread was quicker
+            _spawned.discard(pid)
+            continue
+        if not done:
+            break  # not what waitid said: let the sweep below decide
+        _spawned.discard(pid)
+        reaped[pid] = exit_status(status)
+    if pid is None:
+        return reaped  # no other child has exited
     for pid in [*_spawned, *host.inherited_zombies()]:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -200,6 +216,18 @@ def reap_spawned() -> dict[int, int]:
             _spawned.discard(pid)
             reaped[pid] = exit_status(status)
     return reaped
+
+
+def _exited_child() -> int | None:
+    """The pid of a child of ours that has exited, left unreaped; None when none has; 0 when the
+    system cannot say (no ``waitid``: macOS)."""
+    if not hasattr(os, "waitid"):  # pragma: no cover (Linux runs the tests)
+        return 0
+    try:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None  # no children at all
+    return None if info is None else info.si_pid
 
 
 def is_our_child(pid: int) -> bool:

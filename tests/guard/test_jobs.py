@@ -8,12 +8,21 @@ guarantees.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bgr.logfiles import backups as log_backups
+from guard.gate import NameGate
+from guard.jobs import Jobs
+from guard.keeper import Keeper
+from guard.options import GuardOptions, Target, TargetKind
+from guard.policy import PolicyState
+from guard.watcher import ExitWatcher
 from tests.support import (
     FAST,
     TRACKED,
@@ -36,6 +45,39 @@ from tests.support import (
 
 # --------------------------------------------------------------------------------------------
 # check: which names a guard looks after
+
+
+def test_an_idle_check_looks_only_at_what_changed() -> None:
+    """A pass over 1000 idle processes must cost a stat each, not a registry read and a full
+    look each: a name the exit watcher has, running the instance last seen, is passed over."""
+    start_cli("a", "sleep 300")
+    start_cli("b", "sleep 300")
+    watcher = ExitWatcher(lambda name: None)
+    keeper = Keeper(GuardOptions(Target(TargetKind.ALL), interval=5), watcher=watcher)
+    looked: list[str] = []
+
+    def check(name: str) -> None:
+        looked.append(name)
+        keeper.check(name)
+
+    keeper.gate = NameGate(check)
+    jobs = Jobs(keeper, threading.Event())
+    try:
+        jobs.check()
+        assert looked == ["a", "b"]
+        looked.clear()
+        jobs.check()
+        assert looked == []  # both settled
+        run_bgr("a", "--restart", check=True)  # a new instance, started outside the guard
+        jobs.check()
+        assert looked == ["a"]
+        looked.clear()
+        os.killpg(must("b").pgid or 0, signal.SIGKILL)  # no exit event: the watcher is not running
+        wait_for(lambda: not record_alive(must("b")), what="b to die")
+        jobs.check()
+        assert looked == ["b"]
+    finally:
+        watcher.stop()
 
 
 def test_all_picks_up_processes_registered_later(guard: Callable[..., Guard]) -> None:
@@ -182,3 +224,35 @@ def test_no_zombies_and_no_git_processes_after_many_ticks(
     time.sleep(0.3)
     wait_for(lambda: not zombie_children(g.pid) and not git_children(g.pid), 5.0, "no children")
     assert g.proc.poll() is None
+
+
+def test_passes_over_a_registry_that_does_not_exist_yet_find_nothing() -> None:
+    keeper = Keeper(GuardOptions(Target(TargetKind.ALL), interval=5), watcher=ExitWatcher(lambda name: None))
+    jobs = Jobs(keeper, threading.Event())
+    try:
+        assert jobs.rows() == [] and jobs.summaries(("name",)) == []
+        jobs.check()
+        jobs.rotate()
+        jobs.pull()
+        assert not keeper.settled("web", "whatever")
+    finally:
+        assert keeper.watcher is not None
+        keeper.watcher.stop()
+
+
+def test_a_run_with_failures_counted_is_looked_at_once_it_is_due_to_clear_them() -> None:
+    start_cli("web", "sleep 300")
+    now = [1000.0]
+    watcher = ExitWatcher(lambda name: None)
+    keeper = Keeper(GuardOptions(Target(TargetKind.ALL), interval=5), watcher=watcher, clock=lambda: now[0])
+    try:
+        keeper.check("web")
+        instance = must("web").instance
+        assert keeper.settled("web", instance)
+        assert not keeper.settled("web", "another instance")
+        keeper._remember("web", instance, PolicyState(failures=2, started_at=now[0]))
+        assert keeper.settled("web", instance)  # not stable yet: nothing to clear
+        now[0] += keeper.cfg.stable_after
+        assert not keeper.settled("web", instance)  # time to clear the count: a full look
+    finally:
+        watcher.stop()

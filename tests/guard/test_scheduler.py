@@ -8,24 +8,38 @@ guarantees.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
 
+import psutil
 import pytest
 
 from guard.options import GuardOptions, Target, TargetKind
 from tests.support import (
     FAST,
+    ClockShift,
     Guard,
+    append,
+    build_clock_shift,
+    events,
     kill_instance,
     must,
     record_alive,
     restarted_since,
+    run_bgr,
+    stamps,
     start_cli,
     steady,
     wait_for,
 )
+
+YEAR = 365 * 86400.0
+HOUR = 3600.0
+MiB = 1024**2
 
 
 def test_second_guard_for_the_same_target_is_refused(guard: Callable[..., Guard]) -> None:
@@ -100,8 +114,7 @@ def test_periodic_jobs_never_fall_due_together(
 ) -> None:
     """APScheduler's pool keeps a worker thread for each job that found none idle: check, rotate
     and pull are staggered so that one worker runs them all (when one interval divides another)."""
-    from datetime import UTC, datetime
-
+    from guard.elapsed import ElapsedTrigger
     from guard.scheduler import GuardService
 
     options = GuardOptions(
@@ -109,13 +122,13 @@ def test_periodic_jobs_never_fall_due_together(
     )
     service = GuardService(options)
     try:
-        now = datetime.now(UTC)
-        service.add_jobs(now)
+        service.add_jobs()
         due: dict[str, set[float]] = {}
         horizon = 4 * max(interval, rotate_every or interval, pull_every)
         for job in service.scheduler.get_jobs():
-            first = (job.next_run_time - now).total_seconds()
-            step = job.trigger.interval.total_seconds()
+            trigger = job.trigger
+            assert isinstance(trigger, ElapsedTrigger)
+            first, step = trigger.first, trigger.interval
             due[job.id] = {round(first + k * step, 6) for k in range(int(horizon / step) + 1)}
     finally:
         service.watcher.stop()
@@ -124,3 +137,98 @@ def test_periodic_jobs_never_fall_due_together(
     assert not due["check"] & due["rotate"]
     assert not due["check"] & due["pull"]
     assert not due["rotate"] & due["pull"]
+
+
+# --------------------------------------------------------------------------------------------
+# wall-clock steps: the guard's wall clock (only its own) jumps +1 year, then back 1 hour
+
+
+@pytest.fixture(scope="module")
+def clock_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_clock_shift(tmp_path_factory.mktemp("clock-shift"))
+
+
+@pytest.fixture
+def clock(clock_library: Path, tmp_path: Path) -> Iterator[ClockShift]:
+    yield ClockShift(clock_library, tmp_path / "clock-shift")
+
+
+class Usage:
+    """The guard's resident memory and CPU time since the first look: a step must cost neither
+    (before the fix, +1 year with a 1 s interval took ~100 s of CPU and 1.66 GiB)."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.rss = self.proc.memory_info().rss
+        self.cpu = self._cpu()
+        self.began = time.monotonic()
+
+    def _cpu(self) -> float:
+        times = self.proc.cpu_times()
+        return float(times.user + times.system)
+
+    def check(self) -> None:
+        grown = self.proc.memory_info().rss - self.rss
+        busy = (self._cpu() - self.cpu) / max(1.0, time.monotonic() - self.began)
+        # Correctness bounds, not performance figures: generous on a shared 2-core machine.
+        assert grown < 64 * MiB, f"the guard grew by {grown / MiB:.1f} MiB across the clock steps"
+        assert busy < 0.5, f"the guard used {busy:.0%} of a core across the clock steps"
+
+
+def at_least(path: Path, count: int) -> bool:
+    return len(stamps(path)) >= count
+
+
+def rotated_more(than: int) -> bool:
+    return len(events("idle", "rotated")) > than
+
+
+def test_crash_loop_keeps_its_backoff_across_wall_clock_steps(
+    guard: Callable[..., Guard], tmp_path: Path, clock: ClockShift
+) -> None:
+    out = tmp_path / "stamps"
+    assert run_bgr("--name", "loop", "--command", f"date +%s.%N >> {out}; exit 1").returncode != 0
+    # A 30 s check: a retry dropped as "missed" would show as a 30 s gap.
+    backoff = ["--backoff-base", "0.4", "--backoff-max", "0.4", "--max-failures", "1000"]
+    g = guard("loop", "30", *backoff, env=clock.env())
+    wait_for(lambda: len(stamps(out)) >= 4, what="a crash loop")
+    usage = Usage(g.pid)
+    for shift in (YEAR, YEAR - HOUR):
+        seen = len(stamps(out))
+        clock.set(shift)
+        wait_for(partial(at_least, out, seen + 4), 10.0, f"restarts after a step to {shift:+.0f} s")
+    usage.check()
+    gaps = [b - a for a, b in itertools.pairwise(stamps(out))]
+    # 0.4 s +-10 % jitter: never sooner; later only by what the machine adds (generous).
+    assert min(gaps) >= 0.36 - 0.01, gaps
+    assert max(gaps) <= 0.44 + 2.0, gaps
+    assert "missed" not in g.text() and "Traceback" not in g.text()
+    assert g.proc.poll() is None
+
+
+def test_checks_rotation_and_exits_keep_their_pace_across_wall_clock_steps(
+    guard: Callable[..., Guard], clock: ClockShift
+) -> None:
+    start_cli("idle", "sleep 300")
+    log = Path(must("idle").stdout)
+    rotating = ["--max-log-size", "4K", "--rotate-every", "1", "--stable-after", "0.5"]
+    g = guard("--all", "1", *rotating, env=clock.env())
+    g.wait_log("idle: guarded")
+    time.sleep(1.2)  # a stable run: a kill is restarted at once
+    usage = Usage(g.pid)
+    for n, shift in enumerate((YEAR, YEAR - HOUR)):
+        clock.set(shift)
+        time.sleep(0.1)
+        # A check every second picks up a new name...
+        start_cli(f"new{n}", "sleep 300")
+        g.wait_log(f"new{n}: guarded", timeout=10.0)
+        # ...a rotation pass every second rotates a grown log...
+        rotated = len(events("idle", "rotated"))
+        append(log, b"x" * 16384 + b"\n")
+        wait_for(partial(rotated_more, rotated), 10.0, "a rotation")
+        # ...and an exit is noticed and restarted at once.
+        wait_for(partial(restarted_since, "idle", kill_instance("idle")), 10.0, "a restart")
+        time.sleep(0.6)
+    usage.check()
+    assert "missed" not in g.text() and "Traceback" not in g.text()
+    assert g.proc.poll() is None

@@ -137,3 +137,50 @@ def test_fd_limit_is_raised_only_when_needed() -> None:
         "assert not watcher._ensure_fd_room(300)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_watcher_keeps_deadlines_on_its_own_clock() -> None:
+    due: list[tuple[str, float]] = []
+    w = watcher.ExitWatcher(lambda name: None, on_due=lambda name: due.append((name, time.monotonic())))
+    w.start()
+    try:
+        began = time.monotonic()
+        w.after("late", 0.3)
+        w.after("soon", 0.1)
+        w.after("dropped", 0.05)
+        w.cancel("dropped")
+        w.after("moved", 0.05)
+        w.after("moved", 0.2)  # replaces the earlier one
+        assert set(w.pending()) == {"late", "soon", "moved"}
+        wait_for(lambda: len(due) == 3, timeout=5.0)
+        assert [name for name, _ in due] == ["soon", "moved", "late"]
+        # Never early (lower bounds only: a busy machine may be late).
+        for (name, at), delay in zip(due, (0.1, 0.2, 0.3), strict=True):
+            assert at - began >= delay - 0.005, name
+        time.sleep(0.1)
+        assert len(due) == 3 and w.pending() == {}
+    finally:
+        w.stop()
+
+
+def test_many_watched_processes_share_one_poll_registration(
+    exits: tuple[watcher.ExitWatcher, list[str]],
+) -> None:
+    """Watching and forgetting keep the poll object in step: one exit among many fires once."""
+    w, seen = exits
+    children = [sleeper() for _ in range(20)]
+    try:
+        for i, child in enumerate(children):
+            w.watch(f"p{i}", [(child.pid, token(child.pid))])
+        w.forget("p3")
+        wait_for(lambda: len(w._by_fd) == 19, timeout=5.0)
+        children[3].kill()
+        children[7].kill()
+        wait_for(lambda: seen == ["p7"], timeout=5.0)
+        time.sleep(0.1)
+        assert seen == ["p7"]
+        assert len(w._by_fd) == 18
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()

@@ -7,9 +7,15 @@ import signal
 import subprocess
 import uuid
 
+import pytest
+
 from bgr.models import Identity
-from bgr.proc import host, identity
+from bgr.proc import cgroups, host, identity
 from tests.support import SLEEP, alive, proc_state, process, readline, wait_for
+
+needs_cgroups = pytest.mark.skipif(
+    cgroups.base() is None, reason="bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)"
+)
 
 
 def test_a_zombie_counts_as_dead() -> None:
@@ -57,3 +63,32 @@ def test_instance_alive_follows_the_group_after_the_leader_died() -> None:
             os.kill(orphan, signal.SIGKILL)
         wait_for(lambda: not alive(orphan), what="orphan gone")
         assert not identity.instance_alive(Identity(leader.pid, leader.pid, token, instance))
+
+
+@needs_cgroups
+def test_an_empty_cgroup_means_the_instance_is_gone_without_a_pass_over_proc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = cgroups.create("test-registry", "web", uuid.uuid4().hex)
+    assert path is not None
+    instance = uuid.uuid4().hex
+    env = {**os.environ, "BGR_INSTANCE": instance}
+    try:
+        script = f'echo 0 > "{path}/cgroup.procs"; sleep 60 & echo $!'
+        with process(
+            ["/bin/sh", "-c", script], env=env, stdout=subprocess.PIPE, start_new_session=True
+        ) as sh:
+            token = host.start_token(sh.pid)
+            child = int(readline(sh))
+            sh.wait()
+            found = Identity(sh.pid, sh.pid, token, instance, (), path)
+            assert identity.instance_alive(found)  # the leader is gone, its child lives in the cgroup
+            os.kill(child, signal.SIGKILL)
+            wait_for(lambda: not cgroups.populated(path), what="an empty cgroup")
+            monkeypatch.setattr(host, "group_marked", lambda pgid, marker: pytest.fail("scanned /proc"))
+            assert not identity.instance_alive(found)
+    finally:
+        cgroups.kill(path)
+        wait_for(lambda: not cgroups.populated(path), what="empty")
+        cgroups.remove(path)
+        cgroups.remove(os.path.dirname(path))

@@ -15,7 +15,7 @@ from bgr import paths
 from bgr.errors import SpawnError
 from bgr.models import ProcessRecord
 from bgr.proc import command, spawn
-from tests.support import alive, environ_of, read, session_of, wait_for
+from tests.support import alive, environ_of, proc_state, process, read, session_of, wait_for
 
 
 @pytest.fixture
@@ -177,6 +177,24 @@ def test_reap_spawned_collects_only_exited_children(launched: list[spawn.Spawned
     assert slow.pid not in reaped
     assert not spawn.is_our_child(quick.pid)
     assert spawn.is_our_child(slow.pid)
+
+
+def test_reap_spawned_leaves_other_children_to_their_owner(
+    launched: list[spawn.Spawned], tmp_path: Path
+) -> None:
+    """A child this process made some other way (GitPython's subprocess) keeps its exit code;
+    with none of that kind around, only the exited child is looked at, not every pid."""
+    with process(["sh", "-c", "exit 7"]) as other:
+        ours = run(launched, "exit 5", tmp_path)
+        wait_for(lambda: proc_state(other.pid) == "Z" and not alive(ours.pid), what="both exited")
+        assert spawn.reap_spawned() == {ours.pid: 5}
+        assert other.wait(5) == 7  # still there for its owner
+    many = [run(launched, "sleep 60", tmp_path) for _ in range(3)]
+    last = run(launched, "exit 4", tmp_path)
+    wait_for(lambda: not alive(last.pid), what="the last one to exit")
+    assert spawn.reap_spawned() == {last.pid: 4}
+    assert spawn.reap_spawned() == {}
+    assert all(spawn.is_our_child(m.pid) for m in many)
 
 
 def test_unopenable_log_is_a_spawn_error(tmp_path: Path) -> None:

@@ -1,0 +1,57 @@
+"""guard.connections: one registry connection per thread, opened again when it cannot be trusted."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from bgr.errors import NoRegistry, RegistryError
+from guard.connections import Connections
+from tests.support import run_bgr, start_cli
+
+
+def test_a_thread_keeps_its_connection_and_another_thread_gets_its_own() -> None:
+    start_cli("web", "sleep 60")
+    connections = Connections(None)
+    with connections.use() as first, connections.use() as nested:
+        assert first is nested
+        assert first.get("web") is not None
+    with connections.use() as again:
+        assert again is first
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(connections.use().__enter__()))
+    thread.start()
+    thread.join()
+    assert other and other[0] is not first
+
+
+def test_a_replaced_or_removed_registry_is_opened_again(bgr_home: Path) -> None:
+    start_cli("web", "sleep 60")
+    connections = Connections(None)
+    with connections.use() as first:
+        assert first.get("web") is not None
+    run_bgr("--nuke", check=True)
+    old = bgr_home / "old"
+    old.mkdir()
+    for path in bgr_home.glob("bgr.sqlite*"):
+        os.rename(path, old / path.name)
+    with pytest.raises(NoRegistry):
+        connections.use().__enter__()
+    start_cli("api", "sleep 60")  # a new registry file at the same path
+    with connections.use() as fresh:
+        assert fresh is not first
+        assert fresh.names() == ["api"]
+
+
+def test_a_registry_error_drops_the_connection() -> None:
+    start_cli("web", "sleep 60")
+    connections = Connections(None)
+    with connections.use() as first:
+        pass
+    with pytest.raises(RegistryError), connections.use():
+        raise RegistryError("locked")
+    with connections.use() as second:
+        assert second is not first
