@@ -13,8 +13,17 @@ from bgr import __version__
 from bgr.cli.funnel import run_program
 from bgr.cli.parse import check_spelling, parse, unmatched_names
 from bgr.cli.table import Table, flag, positional, value
-from bgr.core.launch import follow_daemon, follow_in, guard_restart, record_exit, recover_name, restart
+from bgr.core.launch import (
+    follow_daemon,
+    follow_in,
+    guard_replace,
+    guard_restart,
+    record_exit,
+    recover_name,
+    restart,
+)
 from bgr.core.ready import probe_environment
+from bgr.core.scheduled import finish_run, restart_on_schedule, run_job, set_next_run
 from bgr.errors import BgrError, GitError, LockHeld, NoRegistry, NotFound, UsageError
 from bgr.health.probes import Probe as HealthProbe
 from bgr.health.probes import check as check_probe
@@ -71,11 +80,13 @@ __all__ = [
     "describe_exit",
     "file_lock",
     "file_size",
+    "finish_run",
     "flag",
     "follow_daemon",
     "follow_in",
     "format_size",
     "group_usage",
+    "guard_replace",
     "guard_restart",
     "instance_alive",
     "is_alive",
@@ -97,8 +108,11 @@ __all__ = [
     "record_exit",
     "recover_name",
     "restart",
+    "restart_on_schedule",
     "rotate_live",
+    "run_job",
     "run_program",
+    "set_next_run",
     "size_option",
     "start_token",
     "unmatched_names",

@@ -182,6 +182,43 @@ def guard_restart(
         )
 
 
+def guard_replace(
+    name: str,
+    instance: str | None,
+    *,
+    db: str | None = None,
+    grace: float = DEFAULT_GRACE,
+    guard_state: dict[str, Any],
+    relaunch: bool,
+) -> ProcessRecord | None:
+    """Stop the live instance ``instance`` of ``name`` on behalf of bgr-guard (TERM, ``grace``,
+    KILL: all of it, as a stop does) and, with ``relaunch``, start it again: a process that turned
+    unhealthy. The row keeps wanting to run, and keeps the guard's policy state (``guard_state``),
+    unlike ``bgr --restart``, which starts the count afresh. None when a bgr command got in first
+    (the row was stopped, deleted, restarted or is mid-operation), as with ``guard_restart``.
+    """
+    with open_registry(db) as reg, name_lock(reg.layout, name):
+        current = reg.get(name)
+        if (
+            current is None
+            or current.intent
+            or current.desired is not Desired.RUNNING
+            or current.instance != instance
+        ):
+            return None
+        stop_records([current], grace, reg.registry_id)
+        if not relaunch:
+            return reg.update(name, instance=instance, stopped_at=time.time(), guard=guard_state)
+        return launch_instance(
+            reg,
+            current._replace(guard=guard_state),
+            current,
+            reason="restarted (health)",
+            backup_logs=False,
+            by="bgr-guard",
+        )
+
+
 def record_exit(name: str, instance: str, exit_code: int | None, *, db: str | None = None) -> None:
     """Note that an instance died (used by the guard, which may know the exit code)."""
     with open_registry(db) as reg:
@@ -281,8 +318,10 @@ def launch_instance(
     reason: str,
     backup_logs: bool,
     counts_as_restart: bool = True,
+    by: str | None = None,
 ) -> ProcessRecord:
-    """Record the intent, spawn ``record``, record the new instance. Caller holds the name lock."""
+    """Record the intent, spawn ``record``, record the new instance. Caller holds the name lock.
+    ``by`` names the program that starts it (default: bgr-guard when ``reason`` says so, else bgr)."""
     _check_writable(reg)
     if existing is not None and backup_logs:
         _move_logs_aside(reg.layout, existing)
@@ -290,7 +329,7 @@ def launch_instance(
     instance = spawn.new_instance()
     intent = {
         "op": "restart" if "restarted" in reason else "start",
-        "by": "bgr-guard" if "guard" in reason else "bgr",
+        "by": by or ("bgr-guard" if "guard" in reason else "bgr"),
         "instance": instance,
         "pid": os.getpid(),
         "token": host.start_token(os.getpid()),

@@ -17,6 +17,7 @@ from bgr.core.queries import is_running
 from bgr.errors import BgrError
 from bgr.models import Desired, ProcessRecord
 from bgr.proc.locks import name_lock
+from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.store import open_registry
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
@@ -55,32 +56,53 @@ def run_job(name: str, planned: float, *, db: str | None = None) -> ProcessRecor
             reason="run by schedule",
             backup_logs=False,  # a job's runs append to its logs: one history, bounded by rotation
             counts_as_restart=False,  # runs are the job working, not restarts
+            by="bgr-guard",
         )
 
 
-def finish_run(name: str, instance: str | None, exit_code: int | None, *, db: str | None = None) -> None:
-    """Book the end of a job's run (when the guard saw the instance ``instance`` exit)."""
+def finish_run(
+    name: str,
+    instance: str | None,
+    exit_code: int | None,
+    *,
+    db: str | None = None,
+    took: float | None = None,
+) -> ProcessRecord | None:
+    """Book the end of a job's run (when the guard saw the instance ``instance`` exit); the row,
+    or None when there was no run of that instance to finish. ``took``: the run's length as the
+    caller measured it on an elapsed-time clock (else the wall clock's difference, which a clock
+    step distorts)."""
     with open_registry(db) as reg:
         current = reg.get(name)
         if current is None or current.instance != instance or not current.runs:
-            return
+            return None
         runs = [dict(r) for r in current.runs]
-        last = runs[-1]
-        if last.get("took") is not None or last.get("skipped"):
-            return
+        last = unfinished(runs)
+        if last is None:
+            return None
         started = float(last.get("started") or current.started_at or time.time())
-        last.update(took=max(0.0, time.time() - started), exit_code=exit_code)
-        reg.update(name, instance=instance, runs=tuple(runs), exit_code=exit_code, stopped_at=time.time())
+        last.update(took=max(0.0, time.time() - started if took is None else took), exit_code=exit_code)
+        return reg.update(
+            name, instance=instance, runs=tuple(runs), exit_code=exit_code, stopped_at=time.time()
+        )
 
 
-def restart_on_schedule(name: str, *, db: str | None = None) -> bool:
+def unfinished(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run still going: the latest one started (times skipped meanwhile come after it)."""
+    started = [r for r in runs if not r.get("skipped")]
+    return started[-1] if started and started[-1].get("took") is None else None
+
+
+def restart_on_schedule(name: str, *, db: str | None = None, grace: float = DEFAULT_GRACE) -> bool:
     """A ``--restart-at`` time: restart ``name`` when it runs (a stopped one stays stopped)."""
     with open_registry(db) as reg:
         current = reg.get(name)
     if current is None or current.desired is not Desired.RUNNING or not is_running(current):
         return False
     try:
-        restart(name, db=db, startup_window=0, pull=False)
+        with open_registry(db) as reg:
+            reg.add_event(name, "scheduled restart", f"--restart-at {current.schedule.get('restart_at')}")
+        restart(name, db=db, grace=grace, startup_window=0, pull=False)
     except BgrError:
         return False
     return True
