@@ -96,6 +96,12 @@ class Args(Record):
         "Wait after SIGTERM before SIGKILL in full restarts (default: 5s).",
         convert=parse_duration,
     )
+    on_event: str | None = value(
+        "--on-event",
+        "CMD",
+        "Run CMD (sh -c) when a process crashes, goes fatal or turns unhealthy;\n"
+        "BGR_EVENT, BGR_NAME, BGR_EXIT_CODE and BGR_REASON tell it what happened.",
+    )
     db: str | None = value(
         "--db", "PATH", "Registry file (default: ~/.bgr/bgr.sqlite, or ~/.bgr/$DB_NAME.sqlite)."
     )
@@ -124,6 +130,7 @@ Examples:
   bgr-guard web 30          keep web running, check every 30 s
   bgr-guard --all           keep everything running (systemd: contrib/systemd/bgr-guard.service)
   bgr-guard --all --once    one pass, from cron
+  bgr-guard --all --on-event 'curl -fsS -d "$BGR_NAME $BGR_EVENT: $BGR_REASON" https://ntfy.sh/ops'
 """,
 )
 
@@ -182,7 +189,14 @@ def options_from(args: Args) -> opts.GuardOptions:
         rotate_every=args.rotate_every,
         pull_every=args.pull_every or opts.DEFAULT_PULL_EVERY,
         grace=args.grace or bgr.DEFAULT_GRACE,
+        on_event=_hook_command(args.on_event),
     )
+
+
+def _hook_command(command: str | None) -> str | None:
+    if command is not None and not command.strip():
+        raise UsageError("--on-event needs a command, e.g. --on-event 'notify-send \"$BGR_NAME $BGR_EVENT\"'")
+    return command
 
 
 class _Formatter(logging.Formatter):

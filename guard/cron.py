@@ -32,7 +32,7 @@ LATE_LIMIT = 60.0  # seconds late a scheduled time may still run
 class Schedules:
     """The armed schedules of one guard. ``add_job`` is the APScheduler scheduler's; ``act(name,
     kind, planned)`` does what is due (restart, or run the job); ``note_next(name, when)`` records
-    the next time for the list."""
+    the next time for the list; ``on_missed(name, kind, planned)`` records a time that was jumped over."""
 
     def __init__(
         self,
@@ -40,9 +40,11 @@ class Schedules:
         act: Callable[[str, str, float], None],
         note_next: Callable[[str, float | None], None],
         *,
+        on_missed: Callable[[str, str, float], None] | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._add_job = add_job
+        self._on_missed = on_missed
         self._act = act
         self._note_next = note_next
         self._wall = wall
@@ -101,6 +103,11 @@ class Schedules:
             log.warning(
                 "%s: %s time missed by %.0fs (the clock jumped, or the guard was stalled)", name, kind, late
             )
+            if self._on_missed is not None:
+                try:
+                    self._on_missed(name, kind, planned)
+                except BgrError as exc:
+                    log.warning("%s: missed time not recorded: %s", name, exc)
         else:
             try:
                 self._act(name, kind, planned)

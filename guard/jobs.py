@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,25 @@ from guard.options import MAX_PULL_WAIT, TargetKind
 
 log = logging.getLogger(__name__)
 
-# What the check needs of every row: whether it should run, which instance, an operation in flight.
-_HEAD = ("name", "desired", "instance", "intent")
+# What the check needs of every row: whether it should run, which instance, an operation in flight,
+# and whether it has a probe or a schedule (JSON text; "{}" when it has none).
+_HEAD = ("name", "desired", "instance", "intent", "health", "schedule")
+_NONE = (None, "", "{}", "null")
 
 
 class Jobs:
     """The passes for one guard; each is safe to run in its own scheduler thread."""
 
     def __init__(
-        self, keeper: Keeper, stopping: threading.Event, clock: policy.Clock = policy.boot_clock
+        self,
+        keeper: Keeper,
+        stopping: threading.Event,
+        clock: policy.Clock = policy.boot_clock,
+        *,
+        on_rows: Callable[[list[ProcessRecord]], None] | None = None,
     ) -> None:
         self.keeper = keeper
+        self.on_rows = on_rows  # given the rows with a probe or a schedule, on every check pass
         self.options = keeper.options
         self.stopping = stopping
         self.clock = clock
@@ -80,9 +89,11 @@ class Jobs:
     def check(self) -> None:
         """One pass: every guarded name is checked (and restarted when due), then the limits."""
         self.keeper.reap()
-        heads = {
-            name: (desired, instance, intent) for name, desired, instance, intent in self.summaries(_HEAD)
-        }
+        summaries = self.summaries(_HEAD)
+        heads = {name: (desired, instance, intent) for name, desired, instance, intent, _, _ in summaries}
+        if self.on_rows is not None:
+            wanted_rows = [row[0] for row in summaries if row[4] not in _NONE or row[5] not in _NONE]
+            self.on_rows(self._full(wanted_rows))
         if self.options.target.kind is TargetKind.NAME:
             wanted = [self.options.target.value]
         else:
@@ -103,6 +114,13 @@ class Jobs:
         if self.options.max_memory is not None or self.options.restart_every is not None:
             self._limits([r for r in self.rows() if r.desired is Desired.RUNNING])
         self.keeper.prune_codes()
+
+    def _full(self, names: list[str]) -> list[ProcessRecord]:
+        """The whole rows of ``names`` (those with a probe or a schedule: usually few)."""
+        if not names:
+            return []
+        with self.keeper.connections.use() as reg:
+            return [r for r in map(reg.get, names) if r is not None]
 
     def _limits(self, records: list[ProcessRecord]) -> None:
         alive = [r for r in records if bgr.instance_alive(r.identity)]

@@ -20,6 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bgr import guard_api as bgr
@@ -27,6 +28,7 @@ from bgr.guard_api import BgrError, Desired, LockHeld, ProcessRecord, Registry, 
 from guard import policy
 from guard.connections import Connections
 from guard.gate import NameGate
+from guard.hooks import Hooks
 from guard.options import GuardOptions
 from guard.policy import Phase, PolicyState
 from guard.watcher import ExitWatcher
@@ -58,6 +60,7 @@ class Keeper:
         cancel: Callable[[str], None] | None = None,
         clock: policy.Clock = policy.boot_clock,
         rng: random.Random | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.options = options
         self.db = options.db
@@ -67,6 +70,7 @@ class Keeper:
         self._cancel = cancel
         self.clock = clock
         self.rng = rng or random.Random()
+        self.hooks = hooks
         self.boot_id = bgr.boot_id()
         self.layout = bgr.layout(options.db)
         self.gate = NameGate(self.check)
@@ -77,6 +81,7 @@ class Keeper:
         self._let_go: set[str] = set()
         self._seen: dict[str, str | None] = {}  # the instance last seen running, per name
         self._stable_at: dict[str, float] = {}  # when a run with failures counted clears them
+        self._run_began: dict[str, tuple[str | None, float]] = {}  # a --cron run: instance, monotonic
         self.restarted = 0  # restarts done by this guard (for --once and the logs)
 
     # -- children and their exit codes -------------------------------------------------------
@@ -178,14 +183,146 @@ class Keeper:
             if not bgr.leader_alive(record.identity):
                 # A launcher that exited and left its daemon running: that daemon is the instance now.
                 record = bgr.follow_in(reg, record) or record
+            if record.schedule.get("cron"):
+                self._job(reg, record)
+                return
             if bgr.instance_alive(record.identity):
                 self._running(reg, record, state, fresh, now)
                 return
-            if state.phase is Phase.OK:
+            died = state.phase is Phase.OK
+            if died:
                 if self._busy(name):
                     return
                 state = self._died(reg, record, state, now)
         self._act(record, state, now)
+        if died:  # after the restart: a hook never delays it
+            self._alert("fatal" if state.phase is Phase.FATAL else "crashed", record, state)
+
+    def _alert(self, event: str, record: ProcessRecord, state: PolicyState) -> None:
+        if self.hooks is not None:
+            code, reason = state.last_exit, state.reason
+            self.hooks.fire(event, record.name, exit_code=code, reason=reason, on_failure=record.on_failure)
+
+    def _job(self, reg: Registry, record: ProcessRecord) -> None:
+        """A ``--cron`` job: watch a run while it goes and book its end; never restart it (its
+        schedule starts the next run, see guard/cron.py)."""
+        name = record.name
+        if bgr.instance_alive(record.identity):
+            self._seen[name] = record.instance
+            self.watch(record)
+            return
+        self._idle(name)
+        started = [run for run in record.runs if not run.get("skipped")]  # skips come after a run
+        if not started or started[-1].get("took") is not None:
+            return  # booked already
+        code = self.take_code(record.pid)
+        if code is None:
+            code = record.exit_code
+        began = self._run_began.pop(name, None)
+        took = time.monotonic() - began[1] if began and began[0] == record.instance else None
+        finished = bgr.finish_run(name, record.instance, code, db=self.db, took=took)
+        if finished is None:
+            return
+        took = float(finished.runs[-1].get("took") or 0.0)
+        what = f"{bgr.describe_exit(code)} after {took:.1f}s"
+        reg.add_event(name, "run finished" if code == 0 else "run failed", what)
+        log.log(logging.INFO if code == 0 else logging.WARNING, "%s: run finished: %s", name, what)
+        if code != 0 and self.hooks is not None:
+            reason = f"scheduled run: {what}"
+            self.hooks.fire("crashed", name, exit_code=code, reason=reason, on_failure=record.on_failure)
+
+    # -- health and schedules ------------------------------------------------------------------
+
+    def unhealthy(self, record: ProcessRecord, reason: str) -> None:
+        """Its probe failed ``--health-retries`` times in a row: a failure under the restart policy,
+        as a crash is. Restarted fully (TERM, grace, KILL, start) when the policy says now; else
+        stopped now and restarted after the backoff; fatal after too many quick failures in a row
+        (stopped, like a process that keeps crashing). Called from a health-check thread."""
+        name = record.name
+        with self.gate.hold(name), self.connections.use() as reg:
+            current = reg.get(name)
+            if (
+                current is None
+                or current.instance != record.instance
+                or current.desired is not Desired.RUNNING
+                or current.intent
+            ):
+                return  # restarted, stopped or deleted meanwhile: this verdict is about the past
+            now = self.clock()
+            state, fresh = self.load_state(current, now)
+            uptime = max(0.0, time.time() - current.started_at) if current.started_at else None
+            if fresh or state.started_at is None:
+                state = policy.on_started(PolicyState() if fresh else state, now=now, uptime=uptime or 0.0)
+            state = policy.on_exit(
+                state, self.cfg, now=now, exit_code=None, jitter=self.rng.uniform(-1, 1), uptime=uptime
+            )
+            # "exit code unknown after 8.0s (failure 1/10); ..." → "unhealthy after 8.0s (...)"
+            state = replace(state, reason=state.reason.replace(bgr.describe_exit(None), "unhealthy", 1))
+            now_too = state.phase is not Phase.FATAL and policy.due(state, now)
+            kept = policy.on_started(state, now=now) if now_too else state
+            self._idle(name)  # the stop below is ours: not an exit to act on
+            try:
+                replaced = bgr.guard_replace(
+                    name,
+                    current.instance,
+                    db=self.db,
+                    grace=self.options.grace,
+                    guard_state=self._dump(kept, None if now_too else current.instance),
+                    relaunch=now_too,
+                )
+            except BgrError as exc:
+                self._launch_failed(current, kept, exc)
+                return
+            if replaced is None:
+                self.gate.poke(name)  # a bgr command got in first: look again once we let go
+                return
+            if now_too:
+                self.restarted += 1
+                self._remember(name, replaced.instance, kept)
+                self.watch(replaced)
+                reg.update(name, instance=replaced.instance, guard=self._dump(kept, replaced.instance))
+                log.info("%s: restarted (health) (pid %s)", name, replaced.pid)
+            elif state.phase is Phase.FATAL:
+                reg.add_event(name, "fatal", state.reason)
+                log.error("%s: fatal: %s", name, state.reason)
+                self._alert("fatal", current, state)
+            else:
+                delay = max(0.0, (state.next_attempt or now) - now)
+                count = f"failure {state.failures} of {self.cfg.max_failures}"
+                reg.add_event(name, "backoff", f"retry in {delay:.1f}s; {count}")
+                log.warning("%s: stopped (unhealthy); %s", name, state.reason)
+                if self._schedule is not None:
+                    self._schedule(name, delay)
+
+    def missed(self, name: str, kind: str, planned: float) -> None:
+        """A calendar time the wall clock jumped over (guard/cron.py): recorded, not run late."""
+        at = time.strftime("%Y-%m-%d %H:%M", time.localtime(planned))
+        option = "--cron" if kind == "cron" else "--restart-at"
+        with self.connections.use() as reg:
+            reg.add_event(name, "schedule missed", f"{option} time {at}: the clock jumped past it")
+
+    def scheduled(self, name: str, kind: str, planned: float) -> None:
+        """A calendar time has come (guard/cron.py): run the ``--cron`` job, or restart a running
+        ``--restart-at`` process (a stopped one stays stopped)."""
+        with self.gate.hold(name):
+            if kind == "cron":
+                launched = bgr.run_job(name, planned, db=self.db)
+                if launched is None:
+                    log.info("%s: scheduled run skipped (still running, or no longer a job)", name)
+                    return
+                self._seen[name] = launched.instance
+                self._run_began[name] = (launched.instance, time.monotonic())
+                self.watch(launched)
+                log.info("%s: scheduled run started (pid %s)", name, launched.pid)
+                return
+            if bgr.restart_on_schedule(name, db=self.db, grace=self.options.grace):
+                self.restarted += 1
+                with self.connections.use() as reg:
+                    current = reg.get(name)
+                if current is not None:
+                    self._seen[name] = current.instance  # ours: not "started outside the guard"
+                log.info("%s: restarted on schedule (--restart-at)", name)
+            self.check(name)
 
     def _act(self, record: ProcessRecord, state: PolicyState, now: float) -> None:
         """After a death: restart now, wait out the backoff, or give up (fatal)."""

@@ -73,6 +73,8 @@ class GuardOptions:
     rotate_every: float | None = None  # None: every check interval
     pull_every: float = DEFAULT_PULL_EVERY
     grace: float = DEFAULT_GRACE
+    on_event: str | None = None  # a shell command run when any guarded process crashes, goes
+    # fatal or turns unhealthy (guard/hooks.py)
     # Where the exit watcher cannot hold a pidfd (not Linux, or out of file descriptors), it
     # checks liveness this often.
     poll_interval: float = 0.05

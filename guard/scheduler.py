@@ -25,7 +25,19 @@ from pathlib import Path
 from types import FrameType
 
 from bgr import guard_api as bgr
-from bgr.guard_api import BgrError, LockHeld, NoRegistry, NotFound, Registry, file_lock, open_registry
+from bgr.guard_api import (
+    BgrError,
+    LockHeld,
+    NoRegistry,
+    NotFound,
+    ProcessRecord,
+    Registry,
+    file_lock,
+    open_registry,
+)
+from guard.cron import Schedules
+from guard.health import HealthChecks
+from guard.hooks import Hooks
 from guard.jobs import Jobs
 from guard.keeper import Keeper
 from guard.options import GuardOptions, TargetKind
@@ -34,6 +46,7 @@ from guard.watcher import ExitWatcher
 log = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HEALTH_TICK = 1.0  # seconds: how often due probes are started (the shortest --health-every)
 
 
 @contextlib.contextmanager
@@ -148,10 +161,23 @@ class GuardService:
         self.watcher = ExitWatcher(
             self._exited, on_wake=self._woken, on_due=self._retry, poll_interval=options.poll_interval
         )
+        self.hooks = Hooks(options.on_event)
         self.keeper = Keeper(
-            options, watcher=self.watcher, schedule=self._schedule_retry, cancel=self._cancel_retry
+            options,
+            watcher=self.watcher,
+            schedule=self._schedule_retry,
+            cancel=self._cancel_retry,
+            hooks=self.hooks,
         )
-        self.jobs = Jobs(self.keeper, self.stopping)
+        # The health loop: probes on their own pool (a hanging one delays only its process), and
+        # calendar schedules as APScheduler jobs in this scheduler (wall time, see guard/cron.py).
+        self.health = HealthChecks(
+            options.db, on_unhealthy=self.keeper.unhealthy, on_event=self._health_event
+        )
+        self.schedules = Schedules(
+            self.scheduler.add_job, self.keeper.scheduled, self._note_next, on_missed=self.keeper.missed
+        )
+        self.jobs = Jobs(self.keeper, self.stopping, on_rows=self._sync)
 
     def run(self) -> int:
         from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -178,6 +204,8 @@ class GuardService:
         finally:
             self.stopping.set()
             self.watcher.stop()
+            self.health.close()
+            self.hooks.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         why = signal.Signals(self.signalled).name if self.signalled else "shutdown"
@@ -201,6 +229,30 @@ class GuardService:
                         every=options.rotation_interval, first=phase / 2)  # fmt: skip
         add_elapsed_job(sched, _safely, job_id="pull", args=(self.jobs.pull,),
                         every=options.pull_every, first=options.pull_every + phase / 4)  # fmt: skip
+        # Probes fall due every --health-every (a second at the least); the tick hands the due ones
+        # to the probe pool and returns at once, and reaps the alert hooks that are done. A tenth
+        # of a second off the whole seconds, where the other passes fall due.
+        add_elapsed_job(sched, _safely, job_id="health", args=(self._tick,), every=HEALTH_TICK, first=0.1)
+
+    def _tick(self) -> None:
+        self.health.tick()
+        self.hooks.collect()
+
+    def _sync(self, records: list[ProcessRecord]) -> None:
+        if not self.stopping.is_set():
+            self.health.sync(records)
+            self.schedules.sync(records)
+
+    def _health_event(self, record: ProcessRecord, event: str, detail: str) -> None:
+        if event == "unhealthy":
+            on_failure = record.on_failure
+            self.hooks.fire("unhealthy", record.name, exit_code=None, reason=detail, on_failure=on_failure)
+
+    def _note_next(self, name: str, when: float | None) -> None:
+        try:
+            bgr.set_next_run(name, when, db=self.options.db)
+        except BgrError as exc:
+            log.warning("%s: next scheduled time not recorded: %s", name, exc)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only record and wake: the watcher thread does the shutdown, outside the handler.

@@ -61,6 +61,7 @@ def setup(
         recorded.add_job,
         lambda name, kind, planned: acted.append((name, kind, planned)),
         nexts.__setitem__,
+        on_missed=lambda name, kind, planned: acted.append((name, f"missed {kind}", planned)),
         wall=lambda: wall[0],
     )
     return schedules, recorded, acted, nexts, wall
@@ -86,7 +87,7 @@ def test_a_time_the_clock_jumped_over_is_missed_not_run() -> None:
     schedules.sync([record("job", cron="0 3 * * *")])
     wall[0] = at(3, 0) + LATE_LIMIT + 5
     schedules._fire(*recorded.jobs["cron:cron:job"][1])
-    assert acted == []
+    assert acted == [("job", "missed cron", at(3, 0))]  # recorded, not run
     assert recorded.jobs["cron:cron:job"][0] > wall[0]  # the next one, worked out from now
 
 

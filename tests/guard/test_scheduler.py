@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +24,6 @@ from tests.support import (
     ClockShift,
     Guard,
     append,
-    build_clock_shift,
     events,
     kill_instance,
     must,
@@ -113,7 +112,8 @@ def test_periodic_jobs_never_fall_due_together(
     interval: float, rotate_every: float | None, pull_every: float
 ) -> None:
     """APScheduler's pool keeps a worker thread for each job that found none idle: check, rotate
-    and pull are staggered so that one worker runs them all (when one interval divides another)."""
+    pull and the health tick are staggered so that one worker runs them all (when one interval
+    divides another)."""
     from guard.elapsed import ElapsedTrigger
     from guard.scheduler import GuardService
 
@@ -132,25 +132,17 @@ def test_periodic_jobs_never_fall_due_together(
             due[job.id] = {round(first + k * step, 6) for k in range(int(horizon / step) + 1)}
     finally:
         service.watcher.stop()
-    assert sorted(due) == ["check", "pull", "rotate"]
+    assert sorted(due) == ["check", "health", "pull", "rotate"]
     assert min(due["check"]) == 0.0  # the first check runs at start, as before
-    assert not due["check"] & due["rotate"]
-    assert not due["check"] & due["pull"]
-    assert not due["rotate"] & due["pull"]
+    for one, other in itertools.combinations(sorted(due), 2):
+        assert not due[one] & due[other], (one, other)
 
 
 # --------------------------------------------------------------------------------------------
 # wall-clock steps: the guard's wall clock (only its own) jumps +1 year, then back 1 hour
 
 
-@pytest.fixture(scope="module")
-def clock_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_clock_shift(tmp_path_factory.mktemp("clock-shift"))
-
-
-@pytest.fixture
-def clock(clock_library: Path, tmp_path: Path) -> Iterator[ClockShift]:
-    yield ClockShift(clock_library, tmp_path / "clock-shift")
+# (the clock fixtures are in tests/guard/conftest.py)
 
 
 class Usage:
