@@ -191,7 +191,7 @@ class Keeper:
                 return
             died = state.phase is Phase.OK
             if died:
-                if self._busy(name):
+                if self._busy(name) or self._replaced(reg, record):
                     return
                 state = self._died(reg, record, state, now)
         self._act(record, state, now)
@@ -345,6 +345,16 @@ class Keeper:
             if self._schedule is not None:
                 self._schedule(name, BUSY_RETRY)
             return True
+
+    def _replaced(self, reg: Registry, record: ProcessRecord) -> bool:
+        """True (and a look again) when the row describes another instance by now: a bgr command
+        that held the name's lock when ours died has finished since we read the row (a --restart
+        that stopped it), so the death is its doing, not a failure to count."""
+        current = reg.get(record.name)
+        if current is not None and current.instance == record.instance and not current.intent:
+            return False
+        self.gate.poke(record.name)
+        return True
 
     def _settle_intent(self, name: str) -> ProcessRecord | None:
         """The row once an operation in flight is over: None while a bgr is still at it (look

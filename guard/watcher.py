@@ -275,7 +275,8 @@ class ExitWatcher:
 
     def _wait(self, polled: list[_Entry]) -> tuple[bool, set[str]]:
         """Block until a pidfd or the wake pipe is readable (or the next poll); (woken, exited)."""
-        woke, exited = False, set()
+        woke, exited = False, set[str]()
+        fired: list[_Entry] = []
         for fd, _ in self._poller.poll(self._timeout_ms(polled)):
             if fd == self._read_fd:
                 woke = True
@@ -283,8 +284,11 @@ class ExitWatcher:
                     while os.read(self._read_fd, 4096):
                         pass
             elif fd in self._by_fd:
-                exited.add(self._by_fd[fd].name)
-        exited.update(e.name for e in polled if not is_alive(e.pid, e.token))
+                fired.append(self._by_fd[fd])
+        fired.extend(e for e in polled if not is_alive(e.pid, e.token))
+        # A watch replaced or forgotten while we polled: its old processes are no longer the name's.
+        with self._lock:
+            exited.update(e.name for e in fired if any(e is x for x in self._entries.get(e.name, ())))
         return woke, exited
 
     def _call(self, func: Callable[..., None], *args: str) -> None:
