@@ -70,6 +70,10 @@ def watch(reg: Registry, record: ProcessRecord, window: float) -> Outcome:
             record, daemonized = outcome.record, True
             last, quiet_since = _activity(record.identity), now
             continue
+        if daemonized:
+            record, moved = _regroup(reg, record)
+            if moved:  # judge the group it went to, from now on
+                last, quiet_since = _activity(record.identity), now
         usage = _activity(record.identity)
         if usage != last:
             last, quiet_since = usage, now
@@ -78,6 +82,17 @@ def watch(reg: Registry, record: ProcessRecord, window: float) -> Outcome:
         if now >= deadline:
             return Outcome(_members(reg, record), "daemonized" if daemonized else "running", now - began)
         time.sleep(_POLL)
+
+
+def _regroup(reg: Registry, record: ProcessRecord) -> tuple[ProcessRecord, bool]:
+    """The row with the process group its followed leader is in now, and whether that moved. A
+    step of a double fork calls setsid after we adopted it: its old group is empty then, and would
+    look idle (settled) while the daemon is still on its way."""
+    pgid = host.pgid_of(record.pid or 0)
+    if pgid is None or pgid == record.pgid:
+        return record, False
+    updated = reg.update(record.name, instance=record.instance, pgid=pgid)
+    return (updated or record._replace(pgid=pgid)), True
 
 
 def _activity(found: Identity) -> object:
@@ -142,9 +157,10 @@ def follow(found: Identity) -> Identity:
             if pid not in tokens and token and host.is_alive(pid, token):
                 tokens[pid] = token
         # A pass over /proc lists the table first and reads it after: a step of a double fork
-        # that forks the daemon and exits in between leaves only the dead step in view. The
-        # daemon, forked before that step died, is in the next listing.
-        if tokens or not candidates:
+        # that forks the daemon and exits in between leaves only the dead step in view (a zombie
+        # we inherited, not listed as alive). The daemon, forked before that step died, is in
+        # the next listing.
+        if tokens or not (candidates or host.inherited_zombies()):
             break
     if leader in tokens or not tokens:
         leader, pgid = found.pid, found.pgid
@@ -167,6 +183,8 @@ def _candidates(found: Identity, leader: int | None) -> list[int]:
     return [
         *([leader] if leader else []),
         *(seen.descendants(leader) if leader else []),
+        # Nothing else can join a group while any member lives (its id is that member's pid).
+        *(host.group_members(found.pgid) if found.pgid else []),
         *_orphans(seen.children.get(os.getpid(), []), found.instance),
         *seen.marked.get(found.instance or "", []),
         *(pid for pid, _ in found.members),
