@@ -131,6 +131,9 @@ class ProcessRecord(Record):
     ] = ()  # a --cron job's runs: {"started", "took", "exit_code"}, newest last
     # The stack file it came from (bgr --up): {"file", "name", "hash" of the definition, "depends_on"}
     stack: Mapping[str, Any] = EMPTY
+    # The guard's limits for this process alone: {"max_memory": bytes, "restart_every": seconds},
+    # either or both ({} = none: the guard-wide --max-memory / --restart-every apply)
+    limits: Mapping[str, Any] = EMPTY
 
     @property
     def identity(self) -> Identity:
@@ -212,6 +215,8 @@ class StartRequest(Record):
     restart_at: str | None = None  # a cron expression; "" removes it
     cron: str | None = None  # a cron expression: a scheduled job; "" removes it
     on_failure: str | None = None  # a command; "" removes it
+    max_memory: int | None = None  # bytes of resident memory before bgr-guard restarts it; 0 removes it
+    restart_every: float | None = None  # seconds of uptime before bgr-guard restarts it; 0 removes it
     # From a stack file (bgr --up): {"file", "name", "hash", "depends_on"}. The request is then the
     # whole definition: its env replaces the stored one instead of adding to it.
     stack: Mapping[str, Any] | None = None

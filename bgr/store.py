@@ -103,11 +103,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # second --up compares) and its depends_on (what --down and --export order by).
         "ALTER TABLE processes ADD COLUMN stack TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(stack))",
     ),
+    (
+        # Per-process guard limits (--max-memory, --restart-every on bgr's command line or in a
+        # stack file); '{}' for the rows of older registries: the guard-wide options apply to them.
+        "ALTER TABLE processes ADD COLUMN limits TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(limits))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _DICT_FIELDS = frozenset(
-    {"env", "config_env", "guard", "intent", "health", "health_state", "schedule", "stack"}
+    {"env", "config_env", "guard", "intent", "health", "health_state", "schedule", "stack", "limits"}
 )
 _LIST_FIELDS = frozenset({"events", "members", "ports", "seen_ports", "runs"})
 _COLUMNS = ProcessRecord._fields

@@ -119,6 +119,20 @@ def duration(text: str, option: str) -> float:
     return parse_duration(text, option)
 
 
+def _off(text: str) -> bool:
+    return text.strip().lower() == "off"
+
+
+def size_or_off(text: str, option: str) -> int:
+    """A size more than 0 (``--max-memory 200M``), or 0 for ``off`` (remove the stored one)."""
+    return 0 if _off(text) else size_option(text, option)
+
+
+def duration_or_off(text: str, option: str) -> float:
+    """A duration more than 0 (``--restart-every 24h``), or 0 for ``off`` (remove the stored one)."""
+    return 0.0 if _off(text) else parse_duration(text, option)
+
+
 def count(text: str, option: str) -> int:
     """A whole number of at least 1 (``--health-retries 3``)."""
     number = whole_number(text, option)

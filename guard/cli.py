@@ -63,13 +63,15 @@ class Args(Record):
     max_memory: int | None = value(
         "--max-memory",
         "SIZE",
-        "Restart a process whose process group uses more resident memory (e.g. 200M).",
+        "Restart a process whose process group uses more resident\n"
+        "memory (e.g. 200M); a process's own bgr --max-memory wins.",
         convert=size_option,
     )
     restart_every: float | None = value(
         "--restart-every",
         "DUR",
-        "Restart each process once it has run this long (e.g. 24h).",
+        "Restart each process once it has run this long (e.g. 24h);\n"
+        "a process's own bgr --restart-every wins.",
         convert=parse_duration,
     )
     max_log_size: int | None = value(

@@ -1,8 +1,9 @@
 """The guard's periodic passes over the registry: check, rotate logs, pull.
 
 - :meth:`Jobs.check` (every INTERVAL): reap children, check every guarded name (the safety net
-  under the exit watcher; also how ``--all`` picks up new names), then the optional limits
-  (``--max-memory``, ``--restart-every``).
+  under the exit watcher; also how ``--all`` picks up new names), then the limits: a process's
+  own (``bgr --max-memory``, ``--restart-every``, stored in its row) where it has them, else the
+  guard-wide options.
 - :meth:`Jobs.rotate`: ``rotate_live`` on each log bigger than ``--max-log-size``.
 - :meth:`Jobs.pull`: ``git pull --ff-only`` for rows with ``fetch``; a full restart only when HEAD
   moved; a failing pull waits twice as long each time (up to an hour) for that name.
@@ -35,8 +36,8 @@ from guard.options import MAX_PULL_WAIT, TargetKind
 log = logging.getLogger(__name__)
 
 # What the check needs of every row: whether it should run, which instance, an operation in flight,
-# and whether it has a probe or a schedule (JSON text; "{}" when it has none).
-_HEAD = ("name", "desired", "instance", "intent", "health", "schedule")
+# whether it has a probe or a schedule, and limits of its own (JSON text; "{}" when it has none).
+_HEAD = ("name", "desired", "instance", "intent", "health", "schedule", "limits")
 _NONE = (None, "", "{}", "null")
 
 
@@ -90,7 +91,7 @@ class Jobs:
         """One pass: every guarded name is checked (and restarted when due), then the limits."""
         self.keeper.reap()
         summaries = self.summaries(_HEAD)
-        heads = {name: (desired, instance, intent) for name, desired, instance, intent, _, _ in summaries}
+        heads = {row[0]: (row[1], row[2], row[3]) for row in summaries}
         if self.on_rows is not None:
             wanted_rows = [row[0] for row in summaries if row[4] not in _NONE or row[5] not in _NONE]
             self.on_rows(self._full(wanted_rows))
@@ -111,39 +112,56 @@ class Jobs:
             if intent in (None, "{}") and self.keeper.settled(name, instance):
                 continue
             self.keeper.gate.poke(name)
+        # Whole rows only when a limit can apply: with no guard-wide one, only the rows that have
+        # limits of their own (usually none), so an idle pass decodes nothing.
         if self.options.max_memory is not None or self.options.restart_every is not None:
-            self._limits([r for r in self.rows() if r.desired is Desired.RUNNING])
+            limited = self.rows()
+        else:
+            limited = self._full([row[0] for row in summaries if row[6] not in _NONE])
+        self._limits([r for r in limited if r.desired is Desired.RUNNING])
         self.keeper.prune_codes()
 
     def _full(self, names: list[str]) -> list[ProcessRecord]:
-        """The whole rows of ``names`` (those with a probe or a schedule: usually few)."""
+        """The whole rows of ``names`` (those with a probe, a schedule or limits of their own:
+        usually few)."""
         if not names:
             return []
         with self.keeper.connections.use() as reg:
             return [r for r in map(reg.get, names) if r is not None]
 
     def _limits(self, records: list[ProcessRecord]) -> None:
+        """Full restarts for the instances over a memory limit or past their restart-every; a
+        process's own limit wins over the guard-wide one."""
         alive = [r for r in records if bgr.instance_alive(r.identity)]
-        usage: dict[str, int | None] = {}
-        if self.options.max_memory is not None:
-            usage = self._memory(alive)
+        capped = [r for r in alive if self._limit(r, "max_memory") is not None]
+        usage = self._memory(capped) if capped else {}
         for record in alive:
             if self.stopping.is_set():
                 return
             event = detail = ""
             rss = usage.get(record.name)
-            uptime = self.keeper.uptime(record)
-            limit = self.options.max_memory
-            every = self.options.restart_every
+            limit, whose = self._limit(record, "max_memory") or (None, "")
+            every, whose_every = self._limit(record, "restart_every") or (None, "")
             if limit is not None and rss is not None and rss > limit:
                 event = "memory limit"
-                detail = f"resident memory {format_size(rss)} is over --max-memory {format_size(limit)}"
-            elif every is not None and uptime is not None and uptime >= every:
+                detail = (
+                    f"resident memory {format_size(rss)} is over {whose}--max-memory {format_size(limit)}"
+                )
+            elif every is not None and (uptime := self.keeper.uptime(record)) is not None and uptime >= every:
                 event = "restart-every"
-                detail = f"up {uptime:.1f}s, --restart-every {every:g}s"
+                detail = f"up {uptime:.1f}s, {whose_every}--restart-every {every:g}s"
             if event:
                 with self.keeper.gate.hold(record.name):
                     self.keeper.full_restart(record.name, event, detail, instance=record.instance)
+
+    def _limit(self, record: ProcessRecord, key: str) -> tuple[float, str] | None:
+        """(the limit ``key`` that applies to ``record``, "its " when it is the process's own), or
+        None when neither the process nor the guard sets one."""
+        own = record.limits.get(key)
+        if own:
+            return float(own), "its "
+        wide: float | None = getattr(self.options, key)
+        return None if wide is None else (wide, "")
 
     @staticmethod
     def _memory(records: list[ProcessRecord]) -> dict[str, int | None]:

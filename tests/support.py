@@ -990,11 +990,14 @@ ports = [8000]
 health = "http://127.0.0.1:8000/health"
 health_retries = 2
 health_start = "2s"
+max_memory = "200M"
 depends_on = { db = "healthy", migrate = "completed" }
 
 [worker]
 command = "sleep 3600"
 health = "cmd:test -d /"
+max_memory = 52428801
+restart_every = "1.5s"
 depends_on = { api = "started" }
 
 [nightly]

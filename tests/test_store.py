@@ -116,6 +116,30 @@ def test_summaries_read_a_few_columns_of_every_row_as_stored() -> None:
                 reg.summaries(bad)
 
 
+def test_a_registry_of_the_previous_schema_is_migrated_and_keeps_its_rows(bgr_home: Path) -> None:
+    """A registry an older bgr wrote (schema 4: no limits column) gains the column, '{}' for
+    every row, and its rows read and write as before."""
+    paths.ensure_state_dir()
+    db = bgr_home / "bgr.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for statements in store.MIGRATIONS[:4]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute(
+        "INSERT INTO processes (name, directory, command, stdout, stderr, on_failure) "
+        "VALUES ('old', '/srv', 'sleep 60', '/tmp/o', '/tmp/e', 'notify-send')"
+    )
+    conn.close()
+    with store.open_registry() as reg:
+        old = reg.require("old")
+        assert (old.command, old.on_failure, old.limits) == ("sleep 60", "notify-send", {})
+        assert reg.summaries(("name", "limits")) == [("old", "{}")]
+        reg.update("old", limits={"max_memory": 1024, "restart_every": 0.5})
+        assert reg.require("old").limits == {"max_memory": 1024, "restart_every": 0.5}
+    assert registry_snapshot(db)[0] == store.SCHEMA_VERSION == 5
+
+
 def test_transaction_rolls_back_when_the_block_fails() -> None:
     with store.open_registry(create=True) as reg:
         reg.put(record())

@@ -48,3 +48,14 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text, "INTERVAL")
+
+
+def test_limits_take_off_as_zero() -> None:
+    assert units.size_or_off("200M", "--max-memory") == 200 * 1024**2
+    assert units.size_or_off(" Off ", "--max-memory") == 0
+    assert units.duration_or_off("1.5s", "--restart-every") == 1.5
+    assert units.duration_or_off("off", "--restart-every") == 0.0
+    with pytest.raises(UsageError, match="--max-memory must be more than 0"):
+        units.size_or_off("0", "--max-memory")
+    with pytest.raises(UsageError, match="--restart-every takes a duration"):
+        units.duration_or_off("never", "--restart-every")

@@ -85,6 +85,20 @@ class Args(Record):
     on_failure: str | None = value(
         "--on-failure", "CMD", "Run CMD when it crashes, goes fatal or turns unhealthy (off: none)."
     )
+    max_memory: int | None = value(
+        "--max-memory",
+        "SIZE",
+        "bgr-guard restarts it when its process group uses more resident\n"
+        "memory, e.g. 200M (off: none; wins over bgr-guard --max-memory).",
+        convert=units.size_or_off,
+    )
+    restart_every: float | None = value(
+        "--restart-every",
+        "DUR",
+        "bgr-guard restarts it once it has run this long, e.g. 24h\n"
+        "(off: none; wins over bgr-guard --restart-every).",
+        convert=units.duration_or_off,
+    )
 
     json: bool = flag("--json", "Print JSON (the list, or one process with NAME).", heading="Look")
     show_env: bool = flag("--show-env", "Include environment values (they may hold secrets).")

@@ -115,6 +115,7 @@ def as_dict(info: ProcessInfo, *, show_env: bool = False, details: bool = False)
         "health": health_dict(record),
         "schedule": _schedule_dict(record),
         "on_failure": record.on_failure,
+        "limits": dict(record.limits),
     }
     if show_env:
         data["env"] = env
@@ -329,7 +330,20 @@ def _health_loop_facts(record: ProcessRecord) -> list[tuple[str, str]]:
         facts.append(("next", f"{iso_time(schedule['next_run'])} (while bgr-guard runs)"))
     if record.on_failure:
         facts.append(("on failure", record.on_failure))
+    limits = _limits_text(record)
+    if limits:
+        facts.append(("guard limits", limits))
     return facts
+
+
+def _limits_text(record: ProcessRecord) -> str:
+    """``max memory 200.0M, restart every 86400s`` ("" when it has no limits of its own)."""
+    parts = []
+    if record.limits.get("max_memory"):
+        parts.append(f"max memory {format_size(record.limits['max_memory'])}")
+    if record.limits.get("restart_every"):
+        parts.append(f"restart every {float(record.limits['restart_every']):g}s")
+    return ", ".join(parts)
 
 
 def _runs(record: ProcessRecord) -> list[str]:

@@ -208,6 +208,8 @@ _DEFINITION = (
     "restart_at",
     "cron",
     "on_failure",
+    "max_memory",
+    "restart_every",
 )
 
 
@@ -315,7 +317,12 @@ def _flag(option: str) -> str:
 
 
 def _changes(args: Args) -> list[str]:
-    return [_flag(o) for o in _DEFINITION if getattr(args, o) not in (None, False, ())]
+    return [_flag(o) for o in _DEFINITION if _given(getattr(args, o))]
+
+
+def _given(value: object) -> bool:
+    # Not ``value not in (None, False, ())``: 0 (--max-memory off) is given, though 0 == False.
+    return value is not None and value is not False and value != ()
 
 
 def _check_actions(args: Args, controls: list[str], defining: bool) -> None:
@@ -445,6 +452,8 @@ def _request(args: Args, name: str) -> StartRequest:
         restart_at=_schedule(args.restart_at, "--restart-at"),
         cron=_schedule(args.cron, "--cron"),
         on_failure=_off(args.on_failure),
+        max_memory=args.max_memory,
+        restart_every=args.restart_every,
     )
 
 

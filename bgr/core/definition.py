@@ -75,10 +75,25 @@ def _with_health_loop(record: ProcessRecord, req: StartRequest) -> ProcessRecord
     return record
 
 
+def _with_limits(record: ProcessRecord, req: StartRequest) -> ProcessRecord:
+    """The guard limits the request sets (None: keep the stored one; 0: remove it)."""
+    limits = dict(record.limits)
+    for key, value in (("max_memory", req.max_memory), ("restart_every", req.restart_every)):
+        if value is None:
+            continue
+        if value < 0:  # the parsers never give one; a library caller might
+            raise UsageError(f"{key} must not be negative (0 removes it)")
+        if value:
+            limits[key] = value
+        else:
+            limits.pop(key, None)
+    return record._replace(limits=limits) if limits != record.limits else record
+
+
 # The request fields that change a definition (None or empty: "keep the stored value").
 _CHANGES = (
     "command", "directory", "group", "env", "config", "stdout", "stderr", "fetch", "ports", "health",
-    "restart_at", "cron", "on_failure",
+    "restart_at", "cron", "on_failure", "max_memory", "restart_every",
 )  # fmt: skip
 
 
@@ -135,7 +150,7 @@ def build(existing: ProcessRecord | None, req: StartRequest, layout: paths.Layou
             search_path=os.environ.get("PATH") or existing.search_path,
             ports=existing.ports if req.ports is None else tuple(req.ports),
         )
-    record = _with_stack(_with_health_loop(record, req), req)
+    record = _with_stack(_with_limits(_with_health_loop(record, req), req), req)
     if not record.command.strip():
         raise UsageError('the command is empty; pass --command "what to run"')
     _check_text(record)

@@ -74,6 +74,8 @@ def _service(record: ProcessRecord, chosen: set[str]) -> Service:
         health=dict(record.health),
         restart_at=str(record.schedule.get("restart_at") or ""),
         cron=str(record.schedule.get("cron") or ""),
+        max_memory=int(record.limits.get("max_memory") or 0),
+        restart_every=float(record.limits.get("restart_every") or 0.0),
     )
     depends = dict(record.stack.get("depends_on") or {})
     return Service(

@@ -5,6 +5,8 @@
   keeps the addresses the processes use under bgr (``127.0.0.1:PORT``) meaning the same.
 - ``healthcheck`` comes from the probe (http and tcp checks run ``python3`` in the container,
   which the default image has; ``cmd:`` checks run as written); ``restart: always``, as bgr-guard.
+- ``max_memory`` is ``mem_limit`` (a hard cap: over it the container is killed and restarted);
+  Compose cannot restart a service after a time, so ``restart_every`` is left out (a note says so).
 - ``depends_on`` keeps its conditions: ``service_started``, ``service_healthy`` and
   ``service_completed_successfully``; a process others need completed gets ``restart: "no"``.
 - Environment values are written into the file only with ``--show-env``. Otherwise, with ``--out
@@ -44,6 +46,10 @@ def render(stack: Stack, options: model.Options) -> model.Exported:
             files.append(env_file)
         if service.request.cron or service.request.restart_at:
             notes.append(f"{service.name}: Compose has no schedules; its cron schedule is not exported")
+        if service.request.restart_every:
+            notes.append(
+                f"{service.name}: Compose cannot restart after a time; its restart_every is not exported"
+            )
     comments = [
         *model.header("compose", options, stack),
         f"Every service runs in {options.image}; its working_dir must exist in that image (COPY it",
@@ -64,6 +70,9 @@ def _service(
         "network_mode": "host",
         "restart": "no" if needed == COMPLETED else "always",
     }
+    if request.max_memory:
+        limit = model.memory(request.max_memory, ("k", "m", "g"))
+        data["mem_limit"] = int(limit) if limit.isdigit() else limit  # bytes: a number, not a string
     env_file = _environment(service, data, options)
     probe = model.probe_of(service)
     if probe is not None:

@@ -11,6 +11,9 @@ CronJob for a ``cron`` job), a Service for each process with ports, and its envi
   accepts connections (*started*). A *completed* dependency becomes a Job; Kubernetes cannot make a
   pod wait for a Job without API access, so that dependency is only recorded in the annotation
   ``bgr/depends-on`` (a note says so).
+- ``max_memory`` is the container's ``resources.limits.memory`` (over it, the kubelet kills the
+  container and restarts it); a pod cannot be restarted after a time, so ``restart_every`` is
+  left out (a note says so).
 - Environment values are never written into a pod spec: each process takes them with ``envFrom``
   from a Secret ``STACK-NAME-env`` (base64, kept as a secret by the cluster), or, with
   ``--show-env``, from a ConfigMap, where they are readable.
@@ -88,6 +91,10 @@ def _manifests(ctx: _Context, service: Service, notes: list[str]) -> list[dict[s
         found.append(_object(ctx, "Deployment", name, service, spec))
     if service.request.restart_at:
         notes.append(f"{service.name}: its restart_at schedule is not exported")
+    if service.request.restart_every:
+        notes.append(
+            f"{service.name}: Kubernetes cannot restart a pod after a time; its restart_every is not exported"
+        )
     ports = _ports(service)
     if ports:
         spec = {
@@ -156,6 +163,10 @@ def _pod(ctx: _Context, service: Service, notes: list[str]) -> dict[str, Any]:
     ports = _ports(service)
     if ports:
         container["ports"] = [{"containerPort": p} for p in ports]
+    if service.request.max_memory:
+        container["resources"] = {
+            "limits": {"memory": model.memory(service.request.max_memory, ("Ki", "Mi", "Gi"))}
+        }
     probe = model.probe_of(service)
     if probe is not None:
         container["readinessProbe"] = _probe(probe)

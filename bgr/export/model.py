@@ -99,6 +99,15 @@ def go_duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
+def memory(size: int, units: tuple[str, str, str]) -> str:
+    """``size`` bytes in the largest of K, M, G (powers of 1024, spelled ``units`` by the
+    engine) that holds it whole, else in bytes: ``200M``, ``200m``, ``200Mi``."""
+    for power, unit in ((3, units[2]), (2, units[1]), (1, units[0])):
+        if size % 1024**power == 0:
+            return f"{size // 1024**power}{unit}"
+    return str(size)
+
+
 def whole_seconds(seconds: float, minimum: int = 1) -> int:
     """Kubernetes takes whole seconds: rounded up, at least ``minimum``."""
     whole = int(seconds) + (0 if float(seconds).is_integer() else 1)

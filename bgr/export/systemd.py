@@ -9,6 +9,10 @@
   dependents start after it exited 0, and not at all when it failed.
 - Environment values go into ``STACK-NAME.env`` (mode 0600) beside the unit, read with
   ``EnvironmentFile=``; only ``--show-env`` writes them into the unit as ``Environment=`` lines.
+- Guard limits: ``max_memory`` is ``MemoryMax=`` (the kernel enforces it on the unit's cgroup:
+  over it, the process is killed, and ``Restart=always`` starts it again); ``restart_every`` is
+  ``RuntimeMaxSec=`` (systemd stops the unit after that long, and restarts it), except for a
+  ``Type=oneshot`` unit, where it means nothing (a note says so).
 - ``--cron`` jobs and ``--restart-at`` schedules are not carried over (a note says so): write a
   ``.timer`` for them.
 
@@ -42,6 +46,8 @@ def render(stack: Stack, options: model.Options) -> model.Exported:
             notes.append(f"{service.name}: its cron schedule is not exported; write a .timer unit for it")
             if service.request.cron:
                 continue
+        if service.request.restart_every and needed.get(service.name) == COMPLETED:
+            notes.append(f"{service.name}: its restart_every is not exported (a Type=oneshot unit runs once)")
         files += _unit(stack, service, units, needed.get(service.name), options)
     wanted = " ".join(f"{units[s.name]}.service" for s in stack.services if not s.request.cron)
     target = [
@@ -110,7 +116,11 @@ def _service(
     for stream, key in (("stdout", "StandardOutput"), ("stderr", "StandardError")):
         if getattr(request, stream):
             lines.append(f"{key}=append:{_path(getattr(request, stream))}")
+    if request.max_memory:
+        lines.append(f"MemoryMax={model.memory(request.max_memory, ('K', 'M', 'G'))}")
     if not oneshot:
+        if request.restart_every:
+            lines.append(f"RuntimeMaxSec={model.go_duration(request.restart_every)}")
         lines += ["Restart=always", "RestartSec=1"]
     return lines, files
 

@@ -14,6 +14,8 @@
     env = { LOG_LEVEL = "debug" }
     env_file = ".env"                   # .env format, under env (env wins)
     health = "http://127.0.0.1:8000/health"
+    max_memory = "200M"                 # guard limits: bgr-guard restarts it past these
+    restart_every = "24h"
     depends_on = { db = "healthy" }     # started, healthy or completed (exited 0)
 
 Paths (directory, env_file, config, stdout, stderr) are relative to the file's directory. A
@@ -207,6 +209,9 @@ def _service(path: str, stack: str, process: str, table: Mapping[str, Any]) -> S
             restart_at=values.get("restart_at", ""),
             cron=values.get("cron", ""),
             on_failure=values.get("on_failure", ""),
+            # Absent: 0, so a limit the file no longer has is removed (the file is the definition).
+            max_memory=values.get("max_memory", 0),
+            restart_every=values.get("restart_every", 0.0),
         ),
         values.get("depends_on", ()),
     )
@@ -327,6 +332,22 @@ def _seconds(value: object, where: _Where, *, zero: bool = False) -> float:
     return float(value)
 
 
+def _size(value: object, where: _Where) -> int:
+    """Bytes: an integer, or a string such as "200M" (as bgr-guard's --max-memory reads it)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise where.error(f'must be a size such as "200M" or a number of bytes, not {_type(value)}')
+    if isinstance(value, str):
+        from bgr import units
+
+        try:
+            value = units.parse_size(value)
+        except UsageError as exc:
+            raise where.error(str(exc)) from None
+    if value <= 0:
+        raise where.error(f"must be more than 0 bytes, not {value!r}")
+    return value
+
+
 def _start(value: object, where: _Where) -> float:
     return _seconds(value, where, zero=True)
 
@@ -394,6 +415,8 @@ _KEYS: dict[str, Callable[[object, _Where], Any]] = {
     "restart_at": _cron,
     "cron": _cron,
     "on_failure": _text,
+    "max_memory": _size,
+    "restart_every": _seconds,
     "depends_on": _depends,
 }
 
@@ -449,4 +472,6 @@ def _procfile_request(process: str, command: str, base: str, group: str, env: di
         restart_at="",
         cron="",
         on_failure="",
+        max_memory=0,
+        restart_every=0.0,
     )

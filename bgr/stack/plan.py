@@ -64,6 +64,11 @@ def fingerprint(service: Service) -> str:
     request = service.request
     fields = {k: v for k, v in request._asdict().items() if k not in ("name", "force", "stack")}
     fields = {k: dict(v) if isinstance(v, Mapping) else v for k, v in fields.items()}
+    # Left out when unset, so that the hashes stored before these keys existed still match:
+    # adding them must not restart every stack on the next --up.
+    for key in ("max_memory", "restart_every"):
+        if not fields.get(key):
+            fields.pop(key, None)
     config = request.config or os.path.join(request.directory or ".", _DEFAULT_CONFIG)
     try:
         with open(config, "rb") as fh:

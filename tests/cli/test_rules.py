@@ -55,6 +55,11 @@ BAD_INPUT = {
     "bad cron": ["--name", "n", "--command", "true", "--cron", "61 * * * *"],
     "short cron": ["--name", "n", "--command", "true", "--restart-at", "0 4 * *"],
     "restart with a new probe": ["known", "--restart", "--health", "cmd:true"],
+    "bad max memory": ["--name", "n", "--command", "true", "--max-memory", "lots"],
+    "zero max memory": ["--name", "n", "--command", "true", "--max-memory", "0"],
+    "bad restart every": ["--name", "n", "--command", "true", "--restart-every", "daily"],
+    "zero restart every": ["--name", "n", "--command", "true", "--restart-every", "0"],
+    "restart with a new limit": ["known", "--restart", "--max-memory", "off"],
 }
 
 

@@ -159,3 +159,17 @@ def test_export_from_the_registry(stack_dir: Path, capsys: pytest.CaptureFixture
     assert '"service_completed_successfully"' in out and 'TOKEN: "s3cret"' in out
     code, out, _ = main(capsys, "--export", "kubernetes", "api")
     assert code == 0 and "bgr/depends-on" not in out  # its dependency is not exported with it
+
+
+def test_export_from_the_registry_carries_the_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("--name", "w", "--command", "sleep 60", "--wait", "0", "--directory", str(tmp_path))
+    assert main(capsys, *argv, "--max-memory", "64M", "--restart-every", "1h")[0] == 0
+    code, out, err = main(capsys, "--export", "compose", "w")
+    assert code == 0 and 'mem_limit: "64m"' in out
+    assert err == "bgr: note: w: Compose cannot restart after a time; its restart_every is not exported\n"
+    code, out, err = main(capsys, "--export", "systemd", "w", "--out", str(tmp_path / "units"))
+    assert (code, err) == (0, "")
+    unit = (tmp_path / "units" / "bgr-w.service").read_text()
+    assert "MemoryMax=64M\nRuntimeMaxSec=3600s\n" in unit

@@ -175,3 +175,13 @@ def test_a_stack_request_is_the_whole_definition_and_a_change_by_hand_drops_its_
     assert restarted.stack == stack
     by_hand = definition.build(again, StartRequest(name="w", command="sleep 2"), layout())
     assert by_hand.stack == {"file": "/s/bgr.toml", "name": "s", "depends_on": {}}
+
+
+def test_limits_from_the_api_are_merged_and_a_negative_one_is_refused(tmp_path: Path) -> None:
+    first = StartRequest(name="w", command="sleep 60", directory=str(tmp_path), max_memory=50 * 1024**2)
+    bgr.start(first, grace=GRACE, startup_window=0)
+    again = bgr.start(StartRequest(name="w", restart_every=30.0, force=True), grace=GRACE).info
+    assert again.record.limits == {"max_memory": 50 * 1024**2, "restart_every": 30.0}
+    with pytest.raises(UsageError, match="max_memory must not be negative"):
+        bgr.start(StartRequest(name="w", max_memory=-1, force=True), grace=GRACE)
+    assert bgr.get("w").record.limits == again.record.limits

@@ -379,3 +379,24 @@ def test_hooks_and_restart_schedules_are_stored_and_removed(capsys: pytest.Captu
     )
     data = one(capsys, "w")
     assert (data["schedule"], data["on_failure"]) == ({}, None)
+
+
+def test_guard_limits_are_stored_shown_kept_and_removed(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("--name", "w", "--command", "sleep 60", "--wait", "0")
+    assert main(capsys, *argv, "--max-memory", "200M", "--restart-every", "24h")[0] == 0
+    limits = {"max_memory": 200 * 1024**2, "restart_every": 86400.0}
+    assert one(capsys, "w")["limits"] == limits
+    assert "guard limits  max memory 200.0M, restart every 86400s" in main(capsys, "w")[1]
+    # A new definition without the options keeps them, as it keeps every stored option.
+    assert main(capsys, "--name", "w", "--command", "sleep 61", "--force", "--wait", "0")[0] == 0
+    assert one(capsys, "w")["limits"] == limits
+    # off removes one, and only that one (as --restart-at off does).
+    assert main(capsys, "--name", "w", "--max-memory", "off", "--force", "--wait", "0")[0] == 0
+    assert one(capsys, "w")["limits"] == {"restart_every": 86400.0}
+    # `bgr w --max-memory 1G` defines (and so is refused while it runs), it does not just look.
+    code, out, err = main(capsys, "w", "--max-memory", "1G")
+    assert (code, out) == (4, "") and "already running" in err
+    assert main(capsys, "w", "--restart-every", "OFF", "--force", "--wait", "0")[0] == 0
+    data = one(capsys, "w")
+    assert data["limits"] == {} and "guard limits" not in main(capsys, "w")[1]
+    assert main(capsys, "--json")[1].count('"limits": {}') == 1

@@ -105,6 +105,29 @@ def test_a_change_restarts_only_that_process(tmp_path: Path) -> None:
     assert must("a").env == {"MODE": "two"}
 
 
+def test_a_changed_limit_restarts_on_the_next_up_and_an_unchanged_one_nothing(tmp_path: Path) -> None:
+    text = """
+    [a]
+    command = "sleep 60"
+    max_memory = "200M"
+    [b]
+    command = "sleep 61"
+    """
+    up(write_stack(tmp_path, text))
+    assert (must("a").limits, must("b").limits) == ({"max_memory": 200 * 1024**2}, {})
+    before = {n: must(n).pid for n in ("a", "b")}
+    again = by_name(up(write_stack(tmp_path, text)))
+    assert [again[n].step.action for n in ("a", "b")] == ["keep", "keep"]
+    changed = text.replace('"200M"', "1048576").replace('"sleep 61"', '"sleep 61"\nrestart_every = "1h"')
+    outcomes = by_name(up(write_stack(tmp_path, changed)))
+    assert [outcomes[n].step.action for n in ("a", "b")] == ["restart", "restart"]
+    assert must("a").pid != before["a"] and must("b").pid != before["b"]
+    assert (must("a").limits, must("b").limits) == ({"max_memory": 1024**2}, {"restart_every": 3600.0})
+    # A limit the file no longer has is removed: the file is the whole definition.
+    by_name(up(write_stack(tmp_path, text)))
+    assert must("b").limits == {}
+
+
 def test_a_dependency_that_never_gets_healthy_names_itself_and_its_last_probe_error(tmp_path: Path) -> None:
     port = 1  # nothing listens there
     stack = write_stack(

@@ -41,7 +41,10 @@ def export(tmp_path: Path, *, out: Path | None, show_env: bool = False, image: s
     exported = exports.export(
         "compose", stack, out=str(out) if out else None, image=image, show_env=show_env, source=""
     )
-    assert exported.notes == ("nightly: Compose has no schedules; its cron schedule is not exported",)
+    assert exported.notes == (
+        "worker: Compose cannot restart after a time; its restart_every is not exported",
+        "nightly: Compose has no schedules; its cron schedule is not exported",
+    )
     target = out or tmp_path / "printed"
     exports.write(exported, str(target))
     return target / "compose.yaml"
@@ -67,6 +70,10 @@ def test_docker_compose_config_accepts_it(tmp_path: Path, show_env: bool) -> Non
     assert code == 0, text
     resolved = yaml.safe_load(text)
     assert resolved["services"]["api"]["environment"] == {"GREETING": "hello world", "LOG_LEVEL": "debug"}
+    assert (resolved["services"]["api"]["mem_limit"], resolved["services"]["worker"]["mem_limit"]) == (
+        "200m",
+        52428801,
+    )
 
 
 @needs_compose
@@ -96,6 +103,8 @@ def test_services_conditions_healthchecks_and_dollars(tmp_path: Path) -> None:
     assert services["db"]["healthcheck"]["timeout"] == "1500ms"
     assert services["worker"]["healthcheck"]["test"] == ["CMD", "/bin/sh", "-c", "test -d /"]
     assert services["migrate"]["restart"] == "no" and api["restart"] == "always"
+    assert (api["mem_limit"], services["worker"]["mem_limit"]) == ("200m", 52428801)
+    assert "mem_limit" not in services["db"]
     assert services["migrate"]["command"][2] == "python3 -c 'print(1)' && echo 'costs $$5, 100%'"
     assert api["env_file"] == ["api.env"] and "environment" not in api
     env_file = file.parent / "api.env"

@@ -78,6 +78,7 @@ def test_kinds_probes_and_waits(tmp_path: Path) -> None:
     assert probe["httpGet"] == {"path": "/health", "port": 8000, "scheme": "HTTP"}
     assert (probe["failureThreshold"], probe["initialDelaySeconds"]) == (2, 2)
     assert container["livenessProbe"] == probe
+    assert container["resources"] == {"limits": {"memory": "200Mi"}}
     waits = pod["initContainers"]
     assert [w["name"] for w in waits] == ["wait-for-db"]
     assert "shop-db 6390 1.5" in waits[0]["command"][2]
@@ -87,6 +88,8 @@ def test_kinds_probes_and_waits(tmp_path: Path) -> None:
     worker = docs[("Deployment", "shop-worker")]["spec"]["template"]["spec"]
     assert worker["containers"][0]["livenessProbe"]["exec"] == {"command": ["/bin/sh", "-c", "test -d /"]}
     assert "shop-api 8000" in worker["initContainers"][0]["command"][2]  # started: its port accepts
+    assert worker["containers"][0]["resources"] == {"limits": {"memory": "52428801"}}
+    assert "resources" not in db
     job = docs[("Job", "shop-migrate")]["spec"]["template"]["spec"]
     assert job["restartPolicy"] == "OnFailure" and "readinessProbe" not in job["containers"][0]
     assert docs[("CronJob", "shop-nightly")]["spec"]["schedule"] == "0 3 * * *"
@@ -98,7 +101,10 @@ def test_kinds_probes_and_waits(tmp_path: Path) -> None:
         "GREETING": "hello world", "LOG_LEVEL": "debug",
     }  # fmt: skip
     assert "hello world" not in (tmp_path / "kubernetes.yaml").read_text()
-    assert notes == ("api: does not wait for migrate in Kubernetes (it becomes a Job); see bgr/depends-on",)
+    assert notes == (
+        "api: does not wait for migrate in Kubernetes (it becomes a Job); see bgr/depends-on",
+        "worker: Kubernetes cannot restart a pod after a time; its restart_every is not exported",
+    )
 
 
 def test_show_env_puts_the_values_in_a_config_map(tmp_path: Path) -> None:

@@ -89,6 +89,35 @@ def test_dependencies_readiness_and_environment(tmp_path: Path) -> None:
     assert not (out / "shop-nightly.service").exists()
 
 
+def test_guard_limits_become_memory_max_and_runtime_max_sec(tmp_path: Path) -> None:
+    out = export(tmp_path)
+    api = (out / "shop-api.service").read_text()
+    assert "MemoryMax=200M\n" in api and "RuntimeMaxSec" not in api
+    worker = (out / "shop-worker.service").read_text()
+    # RuntimeMaxSec= stops the unit after that long; Restart=always starts it again.
+    assert "MemoryMax=52428801\nRuntimeMaxSec=1500ms\nRestart=always\n" in worker
+
+
+def test_a_oneshot_unit_has_no_runtime_limit_and_says_so(tmp_path: Path) -> None:
+    text = '[job]\ncommand = "true"\nrestart_every = "1h"\nmax_memory = "1G"\n'
+    text += '[web]\ncommand = "sleep 60"\ndepends_on = { job = "completed" }\n'
+    exported = exports.export(
+        "systemd", example_stack(tmp_path, text), out=str(tmp_path), image=None, show_env=False, source=""
+    )
+    job = next(f.text for f in exported.files if f.name.endswith("-job.service"))
+    assert "MemoryMax=1G" in job and "RuntimeMaxSec" not in job and "Type=oneshot" in job
+    assert exported.notes == ("job: its restart_every is not exported (a Type=oneshot unit runs once)",)
+
+
+@needs_systemd_analyze
+def test_the_check_reads_the_limits(tmp_path: Path) -> None:
+    out = export(tmp_path)
+    worker = out / "shop-worker.service"
+    worker.write_text(worker.read_text().replace("MemoryMax=52428801", "MemoryMax=lots"))
+    _, complaints = verify(tmp_path, worker, out / "shop-api.service", out / "shop-db.service")
+    assert "Invalid memory limit 'lots'" in complaints
+
+
 def test_show_env_writes_environment_lines(tmp_path: Path) -> None:
     out = export(tmp_path, show_env=True)
     api = (out / "shop-api.service").read_text()

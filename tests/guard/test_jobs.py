@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bgr.logfiles import backups as log_backups
+from bgr.models import ProcessRecord
 from guard.gate import NameGate
 from guard.jobs import Jobs
 from guard.keeper import Keeper
@@ -126,6 +127,64 @@ def test_restart_every(guard: Callable[..., Guard]) -> None:
     wait_for(lambda: must("web").restarts >= 1 and record_alive(must("web")), what="a timed restart")
     assert must("web").pid != first
     assert events("web", "restart-every")
+
+
+def test_own_limits_restart_only_their_process_without_guard_wide_options(
+    guard: Callable[..., Guard],
+) -> None:
+    hog = f"{sys.executable} -c \"x = b'1' * (50 * 1024 * 1024); import time; time.sleep(300)\""
+    start_cli("hog", hog, "--max-memory", "20M")
+    start_cli("timed", "sleep 300", "--restart-every", "1s")
+    start_cli("plain", "sleep 300")
+    plain = must("plain").pid
+    g = guard("--all", "1")
+    wait_for(lambda: must("hog").restarts >= 1, what="a memory restart of hog")
+    wait_for(lambda: must("timed").restarts >= 1, what="a timed restart of timed")
+    assert "resident memory" in events("hog", "memory limit")[0]
+    assert "is over its --max-memory 20.0M" in events("hog", "memory limit")[0]
+    assert "its --restart-every 1s" in events("timed", "restart-every")[0]
+    assert "hog: resident memory" in g.text()
+    assert not events("hog", "restart-every") and not events("timed", "memory limit")
+    # Both limits were checked while plain ran, and it has none: left alone.
+    assert must("plain").pid == plain and must("plain").restarts == 0
+    assert not events("plain", "memory limit") and not events("plain", "restart-every")
+
+
+def test_an_own_limit_wins_over_the_guard_wide_one(guard: Callable[..., Guard]) -> None:
+    hog = f"{sys.executable} -c \"x = b'1' * (40 * 1024 * 1024); import time; time.sleep(300)\""
+    start_cli("capped", hog)
+    start_cli("roomy", hog, "--max-memory", "1G")
+    roomy = must("roomy").pid
+    guard("--all", "0.2", "--max-memory", "20M")
+    wait_for(lambda: must("capped").restarts >= 2, what="two memory restarts of capped")
+    assert "is over --max-memory 20.0M" in events("capped", "memory limit")[0]
+    assert must("roomy").pid == roomy and not events("roomy", "memory limit")
+
+
+def test_an_idle_check_reads_whole_rows_only_of_processes_with_limits() -> None:
+    """With no guard-wide limit, a pass decodes only the rows that have limits of their own."""
+    start_cli("a", "sleep 300")
+    start_cli("b", "sleep 300", "--restart-every", "1h")
+    keeper = Keeper(GuardOptions(Target(TargetKind.ALL), interval=5))
+    jobs = Jobs(keeper, threading.Event())
+    loaded: list[list[str]] = []
+    full = jobs._full
+
+    def spy(names: list[str]) -> list[ProcessRecord]:
+        loaded.append(list(names))
+        return full(names)
+
+    def every_row() -> list[ProcessRecord]:
+        raise AssertionError("every row was read")
+
+    jobs._full = spy  # type: ignore[method-assign]
+    jobs.rows = every_row  # type: ignore[method-assign]
+    jobs.check()
+    assert loaded == [["b"]]
+    run_bgr("--name", "b", "--restart-every", "off", "--force", "--wait", "0", check=True)
+    loaded.clear()
+    jobs.check()
+    assert loaded == [[]]
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ def test_a_full_table_becomes_a_complete_request(tmp_path: Path) -> None:
         ports = [8000, 8001]
         restart_at = "0 4 * * *"
         on_failure = "echo failed"
+        max_memory = "200M"
+        restart_every = "24h"
         depends_on = { db = "healthy" }
         """,
     )
@@ -62,6 +64,8 @@ def test_a_full_table_becomes_a_complete_request(tmp_path: Path) -> None:
     assert req.config == str(tmp_path / "prod.toml") and req.stdout == str(tmp_path / "logs" / "out.txt")
     assert (req.group, req.fetch, req.ports, req.restart_at) == ("web", True, (8000, 8001), "0 4 * * *")
     assert req.health == {} and req.on_failure == "echo failed"
+    assert (req.max_memory, req.restart_every) == (200 * 1024**2, 86400.0)
+    assert (db.request.max_memory, db.request.restart_every) == (0, 0.0)  # none: a stored one goes
     assert api.depends_on == (files.Dependency("db", "healthy"),)
 
 
@@ -97,6 +101,13 @@ def test_the_stack_is_named_after_its_directory_unless_it_says(tmp_path: Path) -
         ('command = "x"\nhealth = "tcp:h:1"\nhealth_start = true', "key health_start: must be a duration"),
         ('command = "x"\ncron = "every day"', "key cron: cron takes 5 cron fields"),
         ('command = "x"\ngroup = "a b"', "key group: invalid group 'a b'"),
+        ('command = "x"\nmax_memory = "lots"', "key max_memory: invalid size 'lots'"),
+        ('command = "x"\nmax_memory = 0', "key max_memory: must be more than 0 bytes, not 0"),
+        ('command = "x"\nmax_memory = 1.5', "key max_memory: must be a size such as"),
+        ('command = "x"\nmax_memory = true', "key max_memory: must be a size such as"),
+        ('command = "x"\nrestart_every = "daily"', "key restart_every: restart_every takes a duration"),
+        ('command = "x"\nrestart_every = -1', "key restart_every: must be more than 0"),
+        ('command = "x"\nrestart_every = [1]', "key restart_every: must be a duration"),
         ('command = "x"\nenv_file = "nope.env"', "env file"),
         ('command = "x"\ndepends_on = "db"', "key depends_on: must be a table"),
         ('command = "x"\ndepends_on = { db = "ready" }', "key depends_on.db: the condition is one of"),
@@ -188,3 +199,9 @@ def test_unreadable_and_non_utf8_stack_files(tmp_path: Path) -> None:
         files.load(str(path))
     with pytest.raises(StackError, match="not found"):
         files.load(str(tmp_path / "gone.toml"))
+
+
+def test_a_size_in_bytes_is_a_max_memory_too(tmp_path: Path) -> None:
+    path = write(tmp_path, '[web]\ncommand = "x"\nmax_memory = 52428800\nrestart_every = 0.5\n')
+    request = files.load(path).services[0].request
+    assert (request.max_memory, request.restart_every) == (50 * 1024**2, 0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bgr.models import StartRequest
 from bgr.stack import files, plan
 
 TEXT = """
@@ -84,6 +85,23 @@ def test_a_config_file_change_is_a_change(tmp_path: Path) -> None:
     assert plan.fingerprint(db._replace(depends_on=(files.Dependency("x", "started"),))) == plan.fingerprint(
         db
     )
+
+
+def test_limits_change_the_hash_and_no_limits_keep_the_hash_of_before(tmp_path: Path) -> None:
+    request = StartRequest(
+        name="web", command="sleep 60", directory="/nonexistent/app", group="shop", env={"A": "1"},
+        fetch=False, ports=(), health={}, restart_at="", cron="", on_failure="",
+        max_memory=0, restart_every=0.0,
+    )  # fmt: skip
+    service = files.Service("web", request)
+    # What bgr computed for this definition before the limit keys existed: a stack brought up
+    # then is not restarted by the first --up after an upgrade.
+    assert plan.fingerprint(service) == "9d09a063c09b9798"
+    hashes = {
+        plan.fingerprint(service._replace(request=request._replace(**change)))
+        for change in ({}, {"max_memory": 1024}, {"max_memory": 2048}, {"restart_every": 5.0})
+    }
+    assert len(hashes) == 4
 
 
 def test_processes_the_file_no_longer_has_are_reported_or_pruned(tmp_path: Path) -> None:
