@@ -28,11 +28,11 @@ from bgr.guard_api import (
     check_probe,
     instance_alive,
     observe_health,
-    open_registry,
     probe_environment,
     probe_from_dict,
     read_health_state,
 )
+from guard.connections import Connections
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class HealthChecks:
         workers: int = WORKERS,
     ) -> None:
         self.db = db
+        # A connection per pool thread, kept: opening the registry for each check cost more than
+        # the check itself (bench/health_load.py).
+        self.connections = Connections(db)
         self.on_unhealthy = on_unhealthy
         self.on_event = on_event
         self.clock = clock
@@ -117,7 +120,7 @@ class HealthChecks:
 
     def check(self, name: str) -> str | None:
         """Check ``name`` now; the event it made (None: no change, or nothing to check)."""
-        with open_registry(self.db) as reg:
+        with self.connections.use() as reg:
             record = reg.get(name)
         if record is None or not record.health or not instance_alive(record.identity):
             return None  # gone, or not running: the exit watcher's business
@@ -146,7 +149,7 @@ class HealthChecks:
         changes: dict[str, object] = {"health_state": after.to_dict()}
         if event is not None:
             changes["events"] = append_event(record.events, event, detail if event == "unhealthy" else "")
-        with open_registry(self.db) as reg:
+        with self.connections.use() as reg:
             reg.update(record.name, instance=record.instance, **changes)
         self._written[record.name] = now
 
