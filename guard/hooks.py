@@ -4,8 +4,10 @@ A hook is ``/bin/sh -c CMD`` with ``BGR_EVENT`` (crashed, fatal, unhealthy), ``B
 ``BGR_EXIT_CODE`` (empty when unknown or not an exit) and ``BGR_REASON`` in its environment, run
 in the guard's directory. It never delays a restart: it is started and left to run, reaped by a
 later look. It is bounded in time (``HOOK_TIMEOUT``, then its whole process group is killed), and
-at most one hook runs per process and command: an event while one runs is logged and skipped, so
-a crash loop cannot fork-bomb the machine with notifications.
+at most one hook runs per process and command: an event while one runs waits for it, and only
+the latest such event does (it replaces an earlier one that waited), so a crash loop cannot
+fork-bomb the machine with notifications, yet the last word (``fatal`` after ``unhealthy``) is
+never lost.
 """
 
 from __future__ import annotations
@@ -19,10 +21,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from bgr.guard_api import Record
+
 log = logging.getLogger(__name__)
 
 HOOK_TIMEOUT = 30.0
 EVENTS = ("crashed", "fatal", "unhealthy")
+
+
+class _Event(Record):
+    """What a hook is told."""
+
+    event: str
+    name: str
+    exit_code: int | None
+    reason: str
 
 
 class _Running:
@@ -48,6 +61,8 @@ class Hooks:
         self._clock = clock
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], _Running] = {}
+        # The latest event that came while the hook of its (name, command) ran.
+        self._waiting: dict[tuple[str, str], _Event] = {}
 
     def fire(
         self, event: str, name: str, *, exit_code: int | None, reason: str, on_failure: str | None
@@ -64,26 +79,35 @@ class Hooks:
         key = (name, command)
         with self._lock:
             self._collect()
+            what = _Event(event, name, exit_code, reason)
             if key in self._running:
-                log.warning("%s: hook still running, not run for %s: %s", name, event, command)
+                replaced = self._waiting.get(key)
+                self._waiting[key] = what
+                skipped = f"; {replaced.event} is not run" if replaced else ""
+                log.warning("%s: hook still running; %s waits for it%s: %s", name, event, skipped, command)
                 return False
-            env = _environment(event, name, exit_code, reason)
-            try:
-                proc = subprocess.Popen(
-                    ["/bin/sh", "-c", command],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    # A group of its own, so a timeout kills all of it; the guard's session, so its
-                    # reaper (which collects orphans of other sessions) leaves this exit to us.
-                    process_group=0,
-                )
-            except OSError as exc:
-                log.error("%s: hook could not start (%s): %s", name, exc.strerror or exc, command)
-                return False
-            self._running[key] = _Running(proc, self._clock() + self.timeout)
-        log.info("%s: hook started for %s (pid %d)", name, event, proc.pid)
+            return self._spawn(key, what)
+
+    def _spawn(self, key: tuple[str, str], what: _Event) -> bool:
+        """Start the hook ``key`` (name, command) now; the caller holds the lock, and none runs for it."""
+        name, command = key
+        env = _environment(*what)
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", command],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # A group of its own, so a timeout kills all of it; the guard's session, so its
+                # reaper (which collects orphans of other sessions) leaves this exit to us.
+                process_group=0,
+            )
+        except OSError as exc:
+            log.error("%s: hook could not start (%s): %s", name, exc.strerror or exc, command)
+            return False
+        self._running[key] = _Running(proc, self._clock() + self.timeout)
+        log.info("%s: hook started for %s (pid %d)", name, what.event, proc.pid)
         return True
 
     def collect(self) -> None:
@@ -92,6 +116,11 @@ class Hooks:
             self._collect()
 
     def _collect(self) -> None:
+        self._reap()
+        for key in [k for k in self._waiting if k not in self._running]:
+            self._spawn(key, self._waiting.pop(key))
+
+    def _reap(self) -> None:
         now = self._clock()
         for key, running in list(self._running.items()):
             proc = running.proc
@@ -117,6 +146,9 @@ class Hooks:
         while self.running() and self._clock() < deadline:
             time.sleep(0.05)
         with self._lock:
+            for (name, command), what in self._waiting.items():
+                log.warning("%s: the guard stops; the hook for %s is not run: %s", name, what.event, command)
+            self._waiting.clear()
             for running in self._running.values():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(running.proc.pid, signal.SIGKILL)

@@ -30,17 +30,26 @@ def test_a_hook_gets_the_event_in_its_environment_and_returns_at_once(tmp_path: 
     hooks.close()
 
 
-def test_one_hook_at_a_time_per_process(tmp_path: Path) -> None:
+def test_one_hook_at_a_time_per_process_and_the_latest_event_waits(tmp_path: Path) -> None:
     out = tmp_path / "out"
     hooks = Hooks()
-    slow = f"echo run >> {out}; sleep 0.5"
+    slow = f'echo "$BGR_EVENT" >> {out}; sleep 0.5'
     assert hooks.fire("crashed", "web", exit_code=1, reason="", on_failure=slow) == [slow]
-    assert hooks.fire("crashed", "web", exit_code=1, reason="", on_failure=slow) == []  # still running
+    # While it runs: the next events wait, and only the latest of them is run after it.
+    assert hooks.fire("unhealthy", "web", exit_code=None, reason="", on_failure=slow) == []
+    assert hooks.fire("fatal", "web", exit_code=None, reason="", on_failure=slow) == []
     assert hooks.fire("crashed", "api", exit_code=1, reason="", on_failure=slow) == [slow]  # another process
+
+    # The guard's one-second tick collects finished hooks, which starts the one that waited.
+    def fatal_told() -> bool:
+        hooks.collect()
+        return read(out).count("fatal") == 1
+
+    wait_for(fatal_told, what="the waiting event's hook")
     wait_for(lambda: hooks.running() == 0, what="the hooks to finish")
+    assert sorted(read(out).split()) == ["crashed", "crashed", "fatal"]
     assert hooks.fire("crashed", "web", exit_code=1, reason="", on_failure=slow) == [slow]
-    wait_for(lambda: hooks.running() == 0, what="the hooks to finish")
-    assert read(out).count("run") == 3
+    hooks.close()
 
 
 def test_a_hook_past_its_time_is_killed_with_what_it_started(tmp_path: Path) -> None:
