@@ -38,7 +38,7 @@ from bgr.store import Registry, open_registry
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeGuard
 
 STARTUP_WINDOW = startup.STARTUP_WINDOW
 # Backups of the logs a (re)start moves aside, kept per name and stream (bgr-guard --keep, too).
@@ -169,13 +169,7 @@ def guard_restart(
     """
     with open_registry(db) as reg, name_lock(reg.layout, name):
         current = reg.get(name)
-        if (
-            current is None
-            or current.intent
-            or current.desired is not Desired.RUNNING
-            or current.instance != dead_instance
-            or is_running(current)
-        ):
+        if not _still_the_guards(current, dead_instance) or is_running(current):
             return None
         return launch_instance(
             reg, current._replace(guard=guard_state), current, reason="restarted by guard", backup_logs=False
@@ -199,12 +193,7 @@ def guard_replace(
     """
     with open_registry(db) as reg, name_lock(reg.layout, name):
         current = reg.get(name)
-        if (
-            current is None
-            or current.intent
-            or current.desired is not Desired.RUNNING
-            or current.instance != instance
-        ):
+        if not _still_the_guards(current, instance):
             return None
         stop_records([current], grace, reg.registry_id)
         if not relaunch:
@@ -217,6 +206,17 @@ def guard_replace(
             backup_logs=False,
             by="bgr-guard",
         )
+
+
+def _still_the_guards(current: ProcessRecord | None, instance: str | None) -> TypeGuard[ProcessRecord]:
+    """True while the row still wants to run and describes the instance the guard acts on, with
+    no bgr command in the middle of an operation on it."""
+    return (
+        current is not None
+        and not current.intent
+        and current.desired is Desired.RUNNING
+        and current.instance == instance
+    )
 
 
 def record_exit(name: str, instance: str, exit_code: int | None, *, db: str | None = None) -> None:
