@@ -87,6 +87,10 @@ class Schedules:
             run_date=datetime.datetime.fromtimestamp(upcoming, datetime.UTC),
             args=(key, expression, upcoming),
             misfire_grace_time=None,  # lateness is judged in _fire, where a missed time is recorded
+            # _fire arms the next time before it returns: with one instance allowed, a next time due
+            # at once (a clock step) would be "skipped: maximum number of running instances" and
+            # dropped, leaving the schedule disarmed for good. _armed keeps two from both acting.
+            max_instances=2,
             id=f"cron:{kind}:{name}",
             replace_existing=True,
         )

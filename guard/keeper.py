@@ -223,7 +223,8 @@ class Keeper:
         finished = bgr.finish_run(name, record.instance, code, db=self.db, took=took)
         if finished is None:
             return
-        took = float(finished.runs[-1].get("took") or 0.0)
+        booked = [run for run in finished.runs if not run.get("skipped")][-1]
+        took = float(booked.get("took") or 0.0)
         what = f"{bgr.describe_exit(code)} after {took:.1f}s"
         reg.add_event(name, "run finished" if code == 0 else "run failed", what)
         log.log(logging.INFO if code == 0 else logging.WARNING, "%s: run finished: %s", name, what)
