@@ -337,6 +337,7 @@ def launch_instance(
     }
     reg.put(record._replace(intent=intent))
     crashpoints.reached("launch:intent")
+    cgroups.remove_empty(reg.registry_id, record.name)
     cgroup = cgroups.create(reg.registry_id, record.name, instance)
     if cgroup is None:
         # Without a cgroup, a daemon that double-forks is reparented to us while we look, not to init.

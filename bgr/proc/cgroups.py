@@ -80,6 +80,15 @@ def of_name(registry_id: str, name: str) -> list[str]:
     return [os.path.join(parent, e) for e in sorted(entries) if e.partition(".")[0] == name and "." in e]
 
 
+def remove_empty(registry_id: str, name: str) -> None:
+    """Remove the cgroups of ``name``'s instances that are over (rmdir refuses a populated one).
+
+    A stop removes the cgroup it emptied; an instance that died by itself (a crash the guard
+    restarts) leaves its cgroup behind, one more per restart of a crash loop, until this runs."""
+    for path in of_name(registry_id, name):
+        remove(path)
+
+
 def procs(path: str | None) -> list[int]:
     """The pids in an instance's cgroup (none when it is gone)."""
     if not path:

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import psutil
+import pytest
 
 from bgr.models import ProcessRecord
 from bgr.proc import identity
@@ -267,3 +268,18 @@ def test_a_daemon_restarted_by_the_guard_is_not_a_failure_and_never_doubled(
     g.stop()
     assert run_bgr("--delete", "d", "--grace", "0.5").returncode == 0
     assert not os.path.exists(f"/proc/{second}/cmdline") or not Path(f"/proc/{second}/cmdline").read_bytes()
+
+
+def test_a_crash_loop_leaves_no_cgroup_per_restart(guard: Callable[..., Guard]) -> None:
+    from bgr.proc import cgroups
+    from bgr.store import open_registry
+
+    if cgroups.base() is None:
+        pytest.skip("bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)")
+    assert run_bgr("--name", "loop", "--command", "sleep 0.2; exit 1", "--wait", "0").returncode == 0
+    guard("loop", "5", "--backoff-base", "0.05", "--backoff-max", "0.1", "--max-failures", "8")
+    wait_for(lambda: must("loop").restarts >= 5, what="five restarts")
+    with open_registry() as reg:
+        registry_id = reg.registry_id
+    # The running instance's cgroup, and at most the one that just died: not one per restart.
+    assert len(cgroups.of_name(registry_id, "loop")) <= 2
