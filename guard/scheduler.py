@@ -2,8 +2,10 @@
 
 One guard per target and registry: an flock under ``<state>/locks`` (the kernel frees it if the
 guard dies). APScheduler (3.11, ``BlockingScheduler`` in the main thread) runs the periodic jobs
-(check, rotate, pull) in its thread pool, on elapsed time (guard/elapsed.py), so a wall-clock step
-neither stalls nor floods them. The exit watcher thread reacts to exits at once and owns the
+(check, rotate, pull, the health tick) in its thread pool, on elapsed time (guard/elapsed.py), so a
+wall-clock step neither stalls nor floods them, and the calendar schedules on wall time
+(guard/cron.py); probes run on their own small pool (guard/health.py), hooks as child processes
+(guard/hooks.py). The exit watcher thread reacts to exits at once and owns the
 backoff retries, on its own monotonic deadlines: a retry is never dropped as "missed" after a
 forward step, never waits out a backward one, and arranging one never waits for the scheduler's
 lock. Signal handlers only record the signal and wake the watcher thread, which shuts the
