@@ -244,16 +244,7 @@ def follow_in(reg: Registry, record: ProcessRecord) -> ProcessRecord | None:
     if followed.pid == record.pid or not identity.leader_alive(followed):
         return None
     detail = f"the launcher (pid {record.pid}) exited; following pid {followed.pid}"
-    current = reg.get(record.name)
-    return reg.update(
-        record.name,
-        instance=record.instance,
-        pid=followed.pid,
-        pgid=followed.pgid,
-        start_token=followed.token,
-        members=followed.members,
-        events=definition.with_event(current, "daemonized", detail),
-    )
+    return startup.daemonized(reg, record, followed, detail)
 
 
 def recover(reg: Registry, record: ProcessRecord | None) -> ProcessRecord | None:

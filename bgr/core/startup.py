@@ -124,20 +124,25 @@ def exited(reg: Registry, record: ProcessRecord, code: int | None, after: float)
         detail = (
             f"the launcher (pid {record.pid}) exited with {describe_exit(code)}; following pid {followed.pid}"
         )
-        updated = reg.update(
-            record.name,
-            instance=record.instance,
-            pid=followed.pid,
-            pgid=followed.pgid,
-            start_token=followed.token,
-            members=followed.members,
-            events=append_event(record.events, "daemonized", detail),
-        )
-        return Outcome(updated or record, "daemonized", after)
+        return Outcome(daemonized(reg, record, followed, detail) or record, "daemonized", after)
     ended = reg.update(record.name, instance=record.instance, exit_code=code, stopped_at=time.time())
     if code == 0:
         return Outcome(ended or record, "finished", after)
     raise failed(record, code)
+
+
+def daemonized(reg: Registry, record: ProcessRecord, followed: Identity, detail: str) -> ProcessRecord | None:
+    """Record that the instance now is ``followed`` (its launcher left it running), with an event."""
+    current = reg.get(record.name) or record
+    return reg.update(
+        record.name,
+        instance=record.instance,
+        pid=followed.pid,
+        pgid=followed.pgid,
+        start_token=followed.token,
+        members=followed.members,
+        events=append_event(current.events, "daemonized", detail),
+    )
 
 
 def follow(found: Identity) -> Identity:
