@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BenchError, Sandbox, cpu_seconds, interpreter, load, rss_bytes, run, wait_for
+from harness import BenchError, Sandbox, cpu_seconds, interpreter, load, rss_bytes, run, terminate, wait_for
 from managers import Tools
 
 POPULATE = """
@@ -76,8 +76,7 @@ def measure(
             cpu = (cpu_seconds(guard.pid) - before) / args.idle
             rss_end = rss_bytes(guard.pid)
         finally:
-            guard.terminate()
-            guard.wait(30)
+            terminate(guard, 30)
     failures = log_path.read_text(errors="replace").count("unhealthy")
     if failures:
         print(f"  note: {failures} 'unhealthy' lines in {label}'s guard log (a loaded machine?)")
@@ -114,8 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}: measuring ...", flush=True)
             rows.append((label, *measure(sandbox, tools, label.replace(" ", "-"), specs[label], args)))
     finally:
-        server.terminate()
-        server.wait(10)
+        terminate(server, 10)
         leftovers = sandbox.sweep()
         if leftovers:
             print(f"bench: killed {len(leftovers)} leftover processes by PID")

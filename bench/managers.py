@@ -30,6 +30,7 @@ from harness import (
     alive,
     read_pidfile,
     run,
+    terminate,
     wait_for,
     wait_gone,
 )
@@ -306,15 +307,8 @@ class Bgr(Manager):
         return self.guard.pid
 
     def unsupervise(self) -> None:
-        if self.guard is not None:
-            if self.guard.poll() is None:
-                self.guard.terminate()
-                try:
-                    self.guard.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.guard.kill()
-                    self.guard.wait(5)
-            self.guard = None
+        terminate(self.guard, 5)
+        self.guard = None
         if self.guard_log is not None:
             self.guard_log.close()
             self.guard_log = None

@@ -52,6 +52,7 @@ from harness import (
     read_pidfile,
     rss_bytes,
     run,
+    terminate,
     wait_for,
     wait_gone,
 )
@@ -184,15 +185,8 @@ class BgrScale:
         return guard.pid
 
     def stop_guard(self) -> None:
-        if self.guard is not None:
-            if self.guard.poll() is None:
-                self.guard.terminate()
-                try:
-                    self.guard.wait(30)
-                except subprocess.TimeoutExpired:
-                    self.guard.kill()
-                    self.guard.wait(10)
-            self.guard = None
+        terminate(self.guard, 30)
+        self.guard = None
         if self.guard_log is not None:
             self.guard_log.close()
             self.guard_log = None
