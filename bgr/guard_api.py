@@ -23,7 +23,8 @@ from bgr.core.launch import (
     restart,
 )
 from bgr.core.ready import probe_environment
-from bgr.core.scheduled import finish_run, restart_on_schedule, run_job, set_next_run
+from bgr.core.scheduled import finish_run, last_run, restart_on_schedule, run_job, set_next_run
+from bgr.core.scheduled import unfinished as unfinished_run
 from bgr.errors import BgrError, GitError, LockHeld, NoRegistry, NotFound, UsageError
 from bgr.health.probes import Probe as HealthProbe
 from bgr.health.probes import check as check_probe
@@ -90,6 +91,7 @@ __all__ = [
     "guard_restart",
     "instance_alive",
     "is_alive",
+    "last_run",
     "layout",
     "leader_alive",
     "marked_in_group",
@@ -115,6 +117,7 @@ __all__ = [
     "set_next_run",
     "size_option",
     "start_token",
+    "unfinished_run",
     "unmatched_names",
     "validate_name",
     "value",

@@ -212,9 +212,8 @@ class Keeper:
             self.watch(record)
             return
         self._idle(name)
-        started = [run for run in record.runs if not run.get("skipped")]  # skips come after a run
-        if not started or started[-1].get("took") is not None:
-            return  # booked already
+        if bgr.unfinished_run(record.runs) is None:
+            return  # no run, or its end is booked already
         code = self.take_code(record.pid)
         if code is None:
             code = record.exit_code
@@ -223,7 +222,7 @@ class Keeper:
         finished = bgr.finish_run(name, record.instance, code, db=self.db, took=took)
         if finished is None:
             return
-        booked = [run for run in finished.runs if not run.get("skipped")][-1]
+        booked = bgr.last_run(finished.runs) or {}
         took = float(booked.get("took") or 0.0)
         what = f"{bgr.describe_exit(code)} after {took:.1f}s"
         reg.add_event(name, "run finished" if code == 0 else "run failed", what)

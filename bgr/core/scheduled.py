@@ -22,7 +22,10 @@ from bgr.store import open_registry
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Mapping, Sequence
+    from typing import Any, TypeVar
+
+    R = TypeVar("R", bound=Mapping[str, Any])
 
 RUNS_KEPT = 20
 
@@ -87,10 +90,15 @@ def finish_run(
         )
 
 
-def unfinished(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The run still going: the latest one started (times skipped meanwhile come after it)."""
-    started = [r for r in runs if not r.get("skipped")]
-    return started[-1] if started and started[-1].get("took") is None else None
+def last_run(runs: Sequence[R]) -> R | None:
+    """The latest run that was started (times skipped while it went are booked after it)."""
+    return next((r for r in reversed(runs) if not r.get("skipped")), None)
+
+
+def unfinished(runs: Sequence[R]) -> R | None:
+    """The run still going, if the latest one started has not ended yet."""
+    last = last_run(runs)
+    return last if last is not None and last.get("took") is None else None
 
 
 def restart_on_schedule(name: str, *, db: str | None = None, grace: float = DEFAULT_GRACE) -> bool:
