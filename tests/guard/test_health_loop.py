@@ -174,7 +174,11 @@ def test_a_cron_job_runs_at_its_times_once_at_a_time_and_is_never_restarted(
     # step comes once the guard has armed the time after the second run (a loaded machine may
     # take a while to get there).
     second = float([r for r in must("job").runs if not r.get("skipped")][-1]["started"])
-    wait_for(lambda: float(must("job").schedule.get("next_run") or 0) > second, 15, "the next time armed")
+    wait_for(
+        lambda: float(must("job").schedule.get("next_run") or 0) > second,
+        15,
+        lambda: f"the next time armed after {second}: {dict(must('job').schedule)}",
+    )
     clock.set(shift + 120 + 240)
     wait_for(lambda: events("job", "schedule missed"), 15, "the missed time recorded")
     time.sleep(1)

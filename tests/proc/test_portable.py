@@ -66,7 +66,8 @@ def test_the_group_queries_agree_with_procfs(group: subprocess.Popen[str]) -> No
     cpu, running = portable.group_activity(pgid)
     assert cpu >= 0 and isinstance(running, bool)
     rss, seconds = portable.group_usage([pgid])[pgid]
-    assert rss == procfs.group_usage([pgid])[pgid][0] or rss > 0
+    # Three idle processes: about the same sum either way (one missing would be a third off).
+    assert rss > 0 and abs(rss - procfs.group_usage([pgid])[pgid][0]) <= rss // 5
     assert seconds >= 0 and portable.group_usage([]) == {}
 
 
