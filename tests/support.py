@@ -154,7 +154,8 @@ def kill_cgroup_leftovers(root: Path) -> list[int]:
 
     leftovers: list[int] = []
     for folder in registry_cgroups(root):
-        instances = [p for p in folder.iterdir() if p.is_dir()]
+        names = [p for p in folder.iterdir() if p.is_dir()]
+        instances = [p for name in names for p in name.iterdir() if p.is_dir()]
         for instance in instances:
             leftovers += cgroups.procs(str(instance))
             cgroups.kill(str(instance))
@@ -164,6 +165,8 @@ def kill_cgroup_leftovers(root: Path) -> list[int]:
             while cgroups.populated(path) and time.monotonic() < deadline:
                 time.sleep(0.01)
             cgroups.remove(path)
+        for name in names:
+            cgroups.remove(str(name))
         cgroups.remove(str(folder))
     return leftovers
 

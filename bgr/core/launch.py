@@ -259,9 +259,8 @@ def recover(reg: Registry, record: ProcessRecord | None) -> ProcessRecord | None
     instance = str(record.intent.get("instance", ""))
     seen = identity.scan([instance]) if instance else None
     pids = [] if seen is None else seen.marked.get(instance, [])
-    cgroup = next(
-        (c for c in cgroups.of_name(reg.registry_id, record.name) if c.endswith(f".{instance}")), None
-    )
+    cgroup = cgroups.instance_path(reg.registry_id, record.name, instance)
+    cgroup = cgroup if cgroup and os.path.isdir(cgroup) else None
     pids += [p for p in cgroups.procs(cgroup) if p not in pids]
     found = _identity_of(pids, instance, cgroup)
     if found is None:

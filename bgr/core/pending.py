@@ -91,7 +91,7 @@ def _apply(reg: Registry, entry: dict[str, object]) -> str:
         reg.delete(name)
         from bgr.core.teardown import forget_files
 
-        forget_files(reg.layout, record)
+        forget_files(reg, record)
         return name
     at = float(entry.get("at") or time.time())  # type: ignore[arg-type]
     event = append_event(record.events, "stopped", "recorded late: the disk was full", at=at)

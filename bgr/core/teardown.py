@@ -168,14 +168,16 @@ def delete_many(
                 except RegistryFull as exc:
                     results[index] = _later(reg, "delete", record, results[index], exc)
                     continue
-                forget_files(reg.layout, record)
+                forget_files(reg, record)
                 held.forget()
         return results
 
 
-def forget_files(layout: paths.Layout, record: ProcessRecord) -> None:
-    """Remove what bgr kept for a forgotten name: its logs in the registry's folder and their
-    backups. Logs the user placed elsewhere (--stdout/--stderr) are theirs to keep."""
+def forget_files(reg: Registry, record: ProcessRecord) -> None:
+    """Remove what bgr kept for a forgotten name: its logs in the registry's folder, their
+    backups, its cgroup folder. Logs the user placed elsewhere (--stdout/--stderr) are theirs to keep."""
+    layout = reg.layout
+    cgroups.remove_name(reg.registry_id, record.name)
     for path in {record.stdout, record.stderr}:
         if layout.owns(path):
             with contextlib.suppress(FileNotFoundError):
@@ -197,7 +199,7 @@ def clean(*, db: str | None = None) -> list[str]:
                 if record is None or is_running(record) or record.intent:
                     continue
                 reg.delete(name)
-                forget_files(reg.layout, record)
+                forget_files(reg, record)
                 held.forget()
                 removed.append(name)
         sweep_locks(reg)

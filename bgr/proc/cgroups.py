@@ -9,7 +9,9 @@ Where: ``$BGR_CGROUP`` names a cgroup2 directory bgr may create cgroups in (a de
 one made with ``systemd-run --user -p Delegate=yes``); ``BGR_CGROUP=off`` turns cgroups off;
 unset, bgr uses the root of the cgroup2 hierarchy when it can write there (root). Otherwise there
 are no cgroups, and instances are tracked by markers and recorded pids instead (``bgr NAME`` says
-which). Instance cgroups live in ``<base>/bgr-<uid>/<registry id>/<name>.<instance>``.
+which). Instance cgroups live in ``<base>/bgr-<uid>/<registry id>/<name>/<instance>``: one folder
+per name, so what a start or a stop looks for among a name's instances is a listing of that name's
+few cgroups, not of every name's (a cost per event, not per registry size).
 """
 
 from __future__ import annotations
@@ -55,12 +57,23 @@ def registry_dir(registry_id: str) -> str | None:
     return os.path.join(root, f"bgr-{os.geteuid()}", registry_id)
 
 
+def name_dir(registry_id: str, name: str) -> str | None:
+    """``<base>/bgr-<uid>/<registry id>/<name>`` (not created), or None without cgroups."""
+    parent = registry_dir(registry_id)
+    return None if parent is None else os.path.join(parent, name)
+
+
+def instance_path(registry_id: str, name: str, instance: str) -> str | None:
+    """Where the cgroup of ``instance`` is (or would be); None without cgroups."""
+    folder = name_dir(registry_id, name)
+    return None if folder is None or not instance else os.path.join(folder, instance)
+
+
 def create(registry_id: str, name: str, instance: str) -> str | None:
     """Make the cgroup of a new instance; None when cgroups are unavailable or refused."""
-    parent = registry_dir(registry_id)
-    if parent is None:
+    path = instance_path(registry_id, name, instance)
+    if path is None:
         return None
-    path = os.path.join(parent, f"{name}.{instance}")
     try:
         os.makedirs(path, mode=0o755, exist_ok=True)
     except OSError:  # not delegated after all, or the kernel refused (max depth, descendants)
@@ -70,14 +83,15 @@ def create(registry_id: str, name: str, instance: str) -> str | None:
 
 def of_name(registry_id: str, name: str) -> list[str]:
     """Every instance cgroup of ``name`` in this registry, populated or not."""
-    parent = registry_dir(registry_id)
-    if parent is None:
+    folder = name_dir(registry_id, name)
+    if folder is None:
         return []
     try:
-        entries = os.listdir(parent)
+        entries = os.listdir(folder)
     except OSError:
         return []
-    return [os.path.join(parent, e) for e in sorted(entries) if e.partition(".")[0] == name and "." in e]
+    # The folder's own interface files (cgroup.procs, cpu.stat, ...) all have a dot; instance ids none.
+    return [os.path.join(folder, e) for e in sorted(entries) if "." not in e]
 
 
 def remove_empty(registry_id: str, name: str) -> None:
@@ -151,6 +165,13 @@ def remove(path: str | None) -> None:
     if path:
         with contextlib.suppress(OSError):
             os.rmdir(path)
+
+
+def remove_name(registry_id: str, name: str) -> None:
+    """Remove a forgotten name's cgroup folder, with the instance cgroups left in it (empty ones;
+    the folder stays while any is populated)."""
+    remove_empty(registry_id, name)
+    remove(name_dir(registry_id, name))
 
 
 @contextlib.contextmanager

@@ -200,3 +200,26 @@ def test_nuke_stops_and_forgets_everything(tmp_path: Path) -> None:
     assert bgr.list_processes() == []
     assert not any(alive(p or 0) for p in pids)
     assert bgr.nuke() == []
+
+
+def test_forgetting_a_name_removes_its_cgroup_folder_and_a_stop_its_instance_cgroup(
+    tmp_path: Path, bgr_home: Path
+) -> None:
+    from bgr.proc import cgroups
+
+    if cgroups.base() is None:
+        pytest.skip("bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)")
+    for name in ("kept", "gone", "dead", "swept"):
+        api_start(name, "sleep 60", tmp_path)
+    with store.open_registry() as reg:
+        registry_id = reg.registry_id
+    folders = {n: cgroups.name_dir(registry_id, n) for n in ("kept", "gone", "dead", "swept")}
+    assert all(f and os.path.isdir(f) for f in folders.values())
+    bgr.stop("kept", grace=GRACE)
+    assert cgroups.of_name(registry_id, "kept") == []  # the stopped instance's cgroup is removed
+    bgr.delete("gone", grace=GRACE)
+    bgr.stop("dead", grace=GRACE)
+    assert bgr.clean() == ["dead", "kept"]
+    assert not any(os.path.exists(str(folders[n])) for n in ("kept", "gone", "dead"))
+    bgr.nuke(grace=GRACE)
+    assert not os.path.exists(str(folders["swept"]))

@@ -32,7 +32,7 @@ def test_bgr_cgroup_off_turns_them_off_and_a_path_that_is_no_cgroup_gives_none(
 @needs_cgroups
 def test_an_instance_cgroup_holds_what_joins_it_and_everything_it_forks() -> None:
     path = cgroups.create("test-registry", "web", "0123")
-    assert path is not None and path.endswith("/web.0123")
+    assert path is not None and path.endswith("/test-registry/web/0123")
     assert cgroups.of_name("test-registry", "web") == [path]
     assert cgroups.of_name("test-registry", "we") == []
     try:
@@ -50,9 +50,9 @@ def test_an_instance_cgroup_holds_what_joins_it_and_everything_it_forks() -> Non
     finally:
         cgroups.kill(path)
         wait_for(lambda: not cgroups.populated(path), what="empty")
-        cgroups.remove(path)
-        cgroups.remove(os.path.dirname(path))
-    assert not os.path.exists(path)
+        cgroups.remove_name("test-registry", "web")
+        cgroups.remove(cgroups.registry_dir("test-registry"))
+    assert not os.path.exists(os.path.dirname(path))
 
 
 @needs_cgroups
@@ -71,5 +71,6 @@ def test_kill_empties_a_cgroup_at_once_and_remove_keeps_a_populated_one() -> Non
             wait_for(lambda: not cgroups.populated(path), what="empty")
     finally:
         cgroups.kill(path)
-        cgroups.remove(path)
-        cgroups.remove(os.path.dirname(path))
+        wait_for(lambda: not cgroups.populated(path), what="empty")
+        cgroups.remove_name("test-registry", "stubborn")
+        cgroups.remove(cgroups.registry_dir("test-registry"))

@@ -90,5 +90,5 @@ def test_an_empty_cgroup_means_the_instance_is_gone_without_a_pass_over_proc(
     finally:
         cgroups.kill(path)
         wait_for(lambda: not cgroups.populated(path), what="empty")
-        cgroups.remove(path)
-        cgroups.remove(os.path.dirname(path))
+        cgroups.remove_name("test-registry", "web")
+        cgroups.remove(cgroups.registry_dir("test-registry"))
