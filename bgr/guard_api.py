@@ -40,7 +40,7 @@ from bgr.proc.exits import describe_exit
 from bgr.proc.host import become_subreaper, boot_id, group_usage, is_alive, start_token
 from bgr.proc.identity import instance_alive, leader_alive, marked_in_group
 from bgr.proc.locks import file_lock, name_lock
-from bgr.proc.spawn import reap_spawned
+from bgr.proc.spawn import new_instance, reap_spawned
 from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.record import Record
 from bgr.store import Registry, append_event, open_registry
@@ -96,6 +96,7 @@ __all__ = [
     "leader_alive",
     "marked_in_group",
     "name_lock",
+    "new_instance",
     "next_cron_time",
     "observe_health",
     "open_registry",

@@ -9,7 +9,8 @@ The policy state is stored in the row's ``guard`` JSON column (``PolicyState.to_
 clock, plus ``"instance"``: the instance it describes), so a guard that is restarted resumes the
 counters. A row whose state describes another instance was started outside the guard (``bgr
 --restart`` also empties the column): that instance starts with a fresh state. ``"instance":
-null`` marks a state the guard wrote while launching, before the new id was known.
+null`` marks a state the guard wrote before the new id was known (a restart for health); a
+crash restart picks the new id first and writes the state with it, in the launch's own writes.
 """
 
 from __future__ import annotations
@@ -445,10 +446,18 @@ class Keeper:
     def _relaunch(self, record: ProcessRecord, state: PolicyState) -> None:
         name = record.name
         started = policy.on_started(state, now=self.clock())
+        # The new id is chosen here, so the state written with the launch names its instance at
+        # once: no second write once it runs (this path is the crash -> running latency).
+        instance = bgr.new_instance()
         try:
-            launched = bgr.guard_restart(
-                name, record.instance, db=self.db, guard_state=self._dump(started, None)
-            )
+            with self.connections.use() as reg:
+                launched = bgr.guard_restart(
+                    name,
+                    record.instance,
+                    reg=reg,
+                    guard_state=self._dump(started, instance),
+                    instance=instance,
+                )
         except BgrError as exc:
             self._launch_failed(record, started, exc)
             return
@@ -460,8 +469,6 @@ class Keeper:
         self.restarted += 1
         self._remember(name, launched.instance, started)
         self.watch(launched)
-        with self.connections.use() as reg:
-            reg.update(name, instance=launched.instance, guard=self._dump(started, launched.instance))
         log.info("%s: restarted (pid %s, restart #%d)", name, launched.pid, launched.restarts)
 
     def _launch_failed(self, record: ProcessRecord, started: PolicyState, exc: BgrError) -> None:

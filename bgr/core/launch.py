@@ -13,6 +13,7 @@ what it started (:func:`recover`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -159,20 +160,36 @@ def _settle(reg: Registry, record: ProcessRecord, window: float | None) -> start
 
 
 def guard_restart(
-    name: str, dead_instance: str | None, *, db: str | None = None, guard_state: dict[str, Any]
+    name: str,
+    dead_instance: str | None,
+    *,
+    db: str | None = None,
+    guard_state: dict[str, Any],
+    reg: Registry | None = None,
+    instance: str | None = None,
 ) -> ProcessRecord | None:
     """Restart on behalf of bgr-guard: only if the row still wants to run and still describes the
     dead instance the guard saw. A concurrent --stop/--delete/--restart wins, so this returns None.
 
     Logs are appended to, not moved: a crash loop would otherwise scatter its output over backups.
-    The stored definition is re-used as is (no config re-read, no git pull).
+    The stored definition is re-used as is (no config re-read, no git pull). ``reg``: an open
+    registry to work on (the guard keeps one per thread) instead of a new connection; ``instance``:
+    the new instance's id, chosen by the caller so that ``guard_state`` can name it already.
     """
-    with open_registry(db) as reg, name_lock(reg.layout, name):
+    with contextlib.ExitStack() as stack:
+        if reg is None:
+            reg = stack.enter_context(open_registry(db))
+        stack.enter_context(name_lock(reg.layout, name))
         current = reg.get(name)
         if not _still_the_guards(current, dead_instance) or is_running(current):
             return None
         return launch_instance(
-            reg, current._replace(guard=guard_state), current, reason="restarted by guard", backup_logs=False
+            reg,
+            current._replace(guard=guard_state),
+            current,
+            reason="restarted by guard",
+            backup_logs=False,
+            instance=instance,
         )
 
 
@@ -309,14 +326,16 @@ def launch_instance(
     backup_logs: bool,
     counts_as_restart: bool = True,
     by: str | None = None,
+    instance: str | None = None,
 ) -> ProcessRecord:
     """Record the intent, spawn ``record``, record the new instance. Caller holds the name lock.
-    ``by`` names the program that starts it (default: bgr-guard when ``reason`` says so, else bgr)."""
+    ``by`` names the program that starts it (default: bgr-guard when ``reason`` says so, else bgr);
+    ``instance`` the new instance's id (default: a fresh one)."""
     _check_writable(reg)
     if existing is not None and backup_logs:
         _move_logs_aside(reg.layout, existing)
     definition.check_log_directories(record)
-    instance = spawn.new_instance()
+    instance = instance or spawn.new_instance()
     intent = {
         "op": "restart" if "restarted" in reason else "start",
         "by": by or ("bgr-guard" if "guard" in reason else "bgr"),
