@@ -448,11 +448,19 @@ class Registry:
             conn.execute(f"INSERT OR REPLACE INTO processes ({_QUOTED}) VALUES ({marks})", _to_row(record))
         return record
 
-    def update(self, name: str, *, instance: str | None = None, **changes: Any) -> ProcessRecord | None:
+    def update(
+        self,
+        name: str,
+        *,
+        instance: str | None = None,
+        event: tuple[str, str] | None = None,
+        **changes: Any,
+    ) -> ProcessRecord | None:
         """Change some fields of a row atomically; None if the row is gone.
 
         With ``instance``, the change applies only while the row still describes that instance, so
-        news about an old instance never overwrites a newer start.
+        news about an old instance never overwrites a newer start. ``event``: (kind, detail) to
+        append to its history in the same write (see ``add_event``).
         """
         with self.transaction() as conn:
             rows = conn.execute(f"SELECT {_QUOTED} FROM processes WHERE name = ?", (name,)).fetchall()
@@ -461,6 +469,8 @@ class Registry:
             current = _from_row(rows[0])
             if instance is not None and current.instance != instance:
                 return None
+            if event is not None:
+                changes["events"] = append_event(current.events, *event)
             updated = current._replace(**changes, updated_at=time.time())
             assignments = ", ".join(f'"{c}" = ?' for c in _COLUMNS)
             conn.execute(f"UPDATE processes SET {assignments} WHERE name = ?", (*_to_row(updated), name))

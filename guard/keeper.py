@@ -418,16 +418,18 @@ class Keeper:
         if record.started_at is not None:
             end = record.stopped_at or time.time()
             uptime = max(0.0, end - record.started_at)
-        if record.instance is not None:
-            # What bgr.record_exit does, on the connection at hand.
-            reg.update(name, instance=record.instance, exit_code=code, stopped_at=time.time())
         state = policy.on_exit(
             state, self.cfg, now=now, exit_code=code, jitter=self.rng.uniform(-1, 1), uptime=uptime
         )
-        if not policy.due(state, now):
-            self._save(reg, record, state)  # else guard_restart stores it with the new instance
         what = bgr.describe_exit(code) + (f" after {uptime:.1f}s" if uptime is not None else "")
-        reg.add_event(name, "exited", what)
+        # One write: the exit (what bgr.record_exit does), the event, and the policy state unless a
+        # restart follows now (guard_restart stores that with the new instance).
+        changes: dict[str, Any] = {}
+        if record.instance is not None:
+            changes.update(exit_code=code, stopped_at=time.time())
+        if not policy.due(state, now) and (data := self._dump(state, record.instance)) != record.guard:
+            changes["guard"] = data
+        reg.update(name, instance=record.instance, event=("exited", what), **changes)
         if state.phase is Phase.FATAL:
             reg.add_event(name, "fatal", state.reason)
             log.error("%s: fatal: %s", name, state.reason)

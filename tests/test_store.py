@@ -72,6 +72,17 @@ def test_update_with_instance_applies_only_while_the_row_describes_it() -> None:
         assert reg.update("missing", exit_code=1) is None
 
 
+def test_update_appends_an_event_in_the_same_write_only_where_the_change_applies() -> None:
+    with store.open_registry(create=True) as reg:
+        reg.put(record(instance="first", exit_code=None, events=()))
+        assert reg.update("web", instance="other", event=("exited", "stale"), exit_code=1) is None
+        updated = reg.update("web", instance="first", event=("exited", "code 2"), exit_code=2)
+        got = reg.get("web")
+    assert updated == got
+    assert got is not None and got.exit_code == 2
+    assert [(e["event"], e["detail"]) for e in got.events] == [("exited", "code 2")]
+
+
 def test_events_are_capped_newest_last() -> None:
     with store.open_registry(create=True) as reg:
         reg.put(record())
