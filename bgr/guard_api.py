@@ -43,7 +43,7 @@ from bgr.proc.locks import file_lock, name_lock
 from bgr.proc.spawn import new_instance, reap_spawned
 from bgr.proc.stopper import DEFAULT_GRACE
 from bgr.record import Record
-from bgr.store import Registry, append_event, open_registry
+from bgr.store import Registry, open_registry
 from bgr.units import count_from, format_size, parse_duration, size_option
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ __all__ = [
     "Table",
     "UsageError",
     "__version__",
-    "append_event",
     "become_subreaper",
     "boot_id",
     "cgroup_base",

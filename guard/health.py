@@ -24,7 +24,6 @@ from bgr.guard_api import (
     HealthProbe,
     HealthState,
     ProcessRecord,
-    append_event,
     check_probe,
     instance_alive,
     observe_health,
@@ -146,11 +145,11 @@ class HealthChecks:
         same = read_health_state(record.health_state)._replace(last_check=after.last_check) == after
         if event is None and recent and same:
             return  # nothing new but the time of the check
-        changes: dict[str, object] = {"health_state": after.to_dict()}
-        if event is not None:
-            changes["events"] = append_event(record.events, event, detail if event == "unhealthy" else "")
+        # The event is appended inside the write, to the history as it is then (a restart may
+        # have added to it since this probe read the row).
+        noted = None if event is None else (event, detail if event == "unhealthy" else "")
         with self.connections.use() as reg:
-            reg.update(record.name, instance=record.instance, **changes)
+            reg.update(record.name, instance=record.instance, event=noted, health_state=after.to_dict())
         self._written[record.name] = now
 
     def close(self) -> None:
