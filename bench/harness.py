@@ -403,7 +403,58 @@ def machine(python: Path, root: Path) -> list[tuple[str, str]]:
         ("temp dir", f"{root.parent} ({fs})"),
         ("date", time.strftime("%Y-%m-%d %H:%M %Z")),
         ("load average", load()),
+        ("cgroup2 mount", cgroup_mount()),
     ]
+
+
+def cgroup_mount() -> str:
+    """Where cgroup2 is, its options, and what joining a cgroup costs here (a start does it once):
+    without ``favordynmods`` each join usually waits for an RCU grace period (5-20 ms), which shows
+    in every start and restart figure."""
+    options = ""
+    with contextlib.suppress(OSError), open("/proc/self/mounts", encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) > 3 and fields[2] == "cgroup2":
+                options = f"{fields[1]} ({fields[3]})"
+                break
+    if not options:
+        return "none"
+    cost = cgroup_join_ms(options.split(" ")[0])
+    return f"{options}; joining a cgroup: {'not measured' if cost is None else f'{cost:.2f} ms'}"
+
+
+def cgroup_join_ms(root: str, rounds: int = 11) -> float | None:
+    """Median time to move a sleeping process into another cgroup, spaced out as restarts are."""
+    base = os.path.join(root, f"bgr-bench-join-{os.getpid()}")
+    places = [os.path.join(base, "a"), os.path.join(base, "b")]
+    try:
+        for place in places:
+            os.makedirs(place)
+    except OSError:
+        return None  # not allowed to make cgroups here
+    child = subprocess.Popen(["sleep", "60"])
+    took: list[float] = []
+    try:
+        for i in range(rounds):
+            time.sleep(0.05)
+            began = time.perf_counter()
+            with open(os.path.join(places[i % 2], "cgroup.procs"), "w", encoding="ascii") as fh:
+                fh.write(str(child.pid))
+            took.append((time.perf_counter() - began) * 1000)
+    except OSError:
+        return None
+    finally:
+        child.kill()
+        child.wait()
+        for path in [*places, base]:
+            for _ in range(100):  # a killed process leaves its cgroup a moment after it is reaped
+                try:
+                    os.rmdir(path)
+                    break
+                except OSError:
+                    time.sleep(0.01)
+    return sorted(took)[len(took) // 2]
 
 
 def load() -> str:

@@ -46,6 +46,7 @@ from harness import (
     BenchError,
     Sandbox,
     Stats,
+    cgroup_mount,
     cpu_seconds,
     interpreter,
     load,
@@ -430,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox = Sandbox.create()
     results: dict[tuple[str, int], Figures] = {}
     print(f"load average before: {load()}; {os.cpu_count()} cores; guard interval {args.interval:g} s")
+    print(f"cgroup2: {cgroup_mount()}")
     try:
         for size in sizes:
             for key in keys:

@@ -36,6 +36,7 @@ from bgr.health.state import observe as observe_health
 from bgr.models import Desired, Identity, ProcessRecord
 from bgr.paths import Layout, db_path, file_size, layout, validate_name
 from bgr.proc.cgroups import base as cgroup_base
+from bgr.proc.cgroups import slow_joins as slow_cgroup_joins
 from bgr.proc.exits import describe_exit
 from bgr.proc.host import become_subreaper, boot_id, group_usage, is_alive, start_token
 from bgr.proc.identity import instance_alive, leader_alive, marked_in_group
@@ -116,6 +117,7 @@ __all__ = [
     "run_program",
     "set_next_run",
     "size_option",
+    "slow_cgroup_joins",
     "start_token",
     "unfinished_run",
     "unmatched_names",

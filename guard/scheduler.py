@@ -198,6 +198,11 @@ class GuardService:
             # No cgroup to hold what an instance starts: a daemon that double-forks out of one the
             # guard (re)started becomes the guard's child instead of init's, so it is still seen.
             bgr.become_subreaper()
+        elif bgr.slow_cgroup_joins():
+            log.info(
+                "cgroup2 is mounted without favordynmods: on most kernels each restart then waits "
+                "~5-20 ms to join its cgroup (README, Performance)"
+            )
         self.add_jobs()
         self.scheduler.add_listener(lambda _event: self._woken(), EVENT_SCHEDULER_STARTED)
         self.watcher.start()

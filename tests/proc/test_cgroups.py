@@ -74,3 +74,25 @@ def test_kill_empties_a_cgroup_at_once_and_remove_keeps_a_populated_one() -> Non
         wait_for(lambda: not cgroups.populated(path), what="empty")
         cgroups.remove_name("test-registry", "stubborn")
         cgroups.remove(cgroups.registry_dir("test-registry"))
+
+
+def test_slow_joins_follows_the_cgroup2_mount_options() -> None:
+    plain = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n"
+    favoured = "cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime,favordynmods 0 0\n"
+    other = "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+    assert cgroups.parse_mounts([other, plain]) == (
+        "/sys/fs/cgroup",
+        ("rw", "nosuid", "nodev", "noexec", "relatime", "nsdelegate"),
+    )
+    assert cgroups.parse_mounts([favoured])[1][-1] == "favordynmods"  # type: ignore[index]
+    assert cgroups.parse_mounts([other]) is None
+
+
+def test_slow_joins_is_said_only_for_a_cgroup2_mount_without_favordynmods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for options, slow in ((("rw", "relatime"), True), (("rw", "favordynmods"), False)):
+        monkeypatch.setattr(cgroups, "_mount", lambda options=options: ("/sys/fs/cgroup", options))
+        assert cgroups.slow_joins() is slow
+    monkeypatch.setattr(cgroups, "_mount", lambda: None)
+    assert cgroups.slow_joins() is False
