@@ -183,14 +183,7 @@ def guard_restart(
         current = reg.get(name)
         if not _still_the_guards(current, dead_instance) or is_running(current):
             return None
-        return launch_instance(
-            reg,
-            current._replace(guard=guard_state),
-            current,
-            reason="restarted by guard",
-            backup_logs=False,
-            instance=instance,
-        )
+        return _relaunch_for_guard(reg, current, guard_state, "restarted by guard", instance)
 
 
 def guard_replace(
@@ -215,14 +208,22 @@ def guard_replace(
         stop_records([current], grace, reg.registry_id)
         if not relaunch:
             return reg.update(name, instance=instance, stopped_at=time.time(), guard=guard_state)
-        return launch_instance(
-            reg,
-            current._replace(guard=guard_state),
-            current,
-            reason="restarted (health)",
-            backup_logs=False,
-            by="bgr-guard",
-        )
+        return _relaunch_for_guard(reg, current, guard_state, "restarted (health)", None)
+
+
+def _relaunch_for_guard(
+    reg: Registry, current: ProcessRecord, guard_state: dict[str, Any], reason: str, instance: str | None
+) -> ProcessRecord:
+    """Start the stored definition again for bgr-guard, with its policy state; logs appended to."""
+    return launch_instance(
+        reg,
+        current._replace(guard=guard_state),
+        current,
+        reason=reason,
+        backup_logs=False,
+        by="bgr-guard",
+        instance=instance,
+    )
 
 
 def _still_the_guards(current: ProcessRecord | None, instance: str | None) -> TypeGuard[ProcessRecord]:
