@@ -166,14 +166,18 @@ def test_a_cron_job_runs_at_its_times_once_at_a_time_and_is_never_restarted(
     assert "restarted by guard" not in kinds("job") and must("job").restarts == 0
     assert must("job").schedule.get("next_run") is not None
     wait_for(lambda: hook_env(hook).get("BGR_EXIT_CODE") == "4", what="the hook for the failed run")
+    wait_for(lambda: managed("job") == [], what="the hook done")  # it runs as BGR_NAME=job too
+    hook.unlink()
     # And at the next time, the next run.
     clock.set(shift + 120)
     wait_for(lambda: len([r for r in must("job").runs if not r.get("skipped")]) == 2, 15, "a second run")
     # Its end as the guard books it: the run is in the row before its processes exist (the launch
-    # records it with its intent), so "no processes" alone can be seen before it even began.
+    # records it with its intent), so "no processes" alone can be seen before it even began. Then
+    # its failure's hook, which runs after the booking.
     wait_for(lambda: [r for r in must("job").runs if not r.get("skipped")][-1]["took"] is not None, 15,
              "the second run's end booked")  # fmt: skip
-    assert managed("job") == []
+    wait_for(lambda: hook_env(hook).get("BGR_EXIT_CODE") == "4", what="the hook for the second run")
+    wait_for(lambda: managed("job") == [], what="the second run's hook done")
     # A time the clock jumps over (by four minutes here) is recorded as missed, not run late. The
     # step comes once the guard has armed the time after the second run (a loaded machine may
     # take a while to get there).
