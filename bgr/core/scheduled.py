@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     R = TypeVar("R", bound=Mapping[str, Any])
 
 RUNS_KEPT = 20
+# How long noting the next time waits for a name's lock (a launch takes milliseconds; a stop can
+# take its grace period, and the guard's schedule thread should not wait that long).
+NOTE_LOCK_WAIT = 2.0
 
 
 def _with_run(record: ProcessRecord, run: dict[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -117,8 +120,13 @@ def restart_on_schedule(name: str, *, db: str | None = None, grace: float = DEFA
 
 
 def set_next_run(name: str, next_run: float | None, *, db: str | None = None) -> None:
-    """Note when the guard runs or restarts ``name`` next (shown in the list's NEXT column)."""
-    with open_registry(db) as reg:
+    """Note when the guard runs or restarts ``name`` next (shown in the list's NEXT column).
+
+    Under the name's lock: a launch holds it while it rewrites the whole row from what it read, so
+    a note written in the middle of one (the guard arms the next time from another thread) would
+    be overwritten with the old time. LockHeld after ``NOTE_LOCK_WAIT`` (a long stop in progress):
+    the caller logs it, and the next arming writes it."""
+    with open_registry(db) as reg, name_lock(reg.layout, name, timeout=NOTE_LOCK_WAIT):
         current = reg.get(name)
         if current is None or current.schedule.get("next_run") == next_run:
             return
