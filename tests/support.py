@@ -793,7 +793,13 @@ def git_children(pid: int) -> list[int]:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [c.pid for c in children if c.name() == "git"]
+    found = []
+    for child in children:
+        # A git a pull just ran can exit between the listing and this look: then it is no child.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.name() == "git":
+                found.append(child.pid)
+    return found
 
 
 class Guard:
