@@ -213,6 +213,7 @@ def nuke(*, db: str | None = None, grace: float = DEFAULT_GRACE) -> list[StopRes
     results = delete_many(names, db=db, grace=grace) if names else []
     with open_registry(db) as reg:
         sweep_locks(reg)
+        cgroups.remove(cgroups.registry_dir(reg.registry_id))  # stays if a start got in meanwhile
     return results
 
 

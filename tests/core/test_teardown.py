@@ -223,3 +223,4 @@ def test_forgetting_a_name_removes_its_cgroup_folder_and_a_stop_its_instance_cgr
     assert not any(os.path.exists(str(folders[n])) for n in ("kept", "gone", "dead"))
     bgr.nuke(grace=GRACE)
     assert not os.path.exists(str(folders["swept"]))
+    assert not os.path.exists(str(cgroups.registry_dir(registry_id)))  # nothing left of the registry
