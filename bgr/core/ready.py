@@ -18,7 +18,7 @@ from bgr.errors import SpawnError
 from bgr.health import probes, state
 from bgr.models import ProcessRecord
 from bgr.proc import identity, spawn
-from bgr.store import Registry, append_event
+from bgr.store import Registry
 
 READY_WINDOW = 30.0
 _FIRST_DELAY, _MAX_DELAY = 0.05, 0.5
@@ -69,8 +69,8 @@ def watch(reg: Registry, record: ProcessRecord, probe: probes.Probe, window: flo
 def _healthy(reg: Registry, record: ProcessRecord, after: float, daemonized: bool) -> startup.Outcome:
     now = time.time()
     healthy = state.HealthState(state.HEALTHY, now, "", 0, now)
-    events = append_event(record.events, state.BECAME_HEALTHY, f"ready after {after:.2f}s")
-    updated = reg.update(record.name, instance=record.instance, health_state=healthy.to_dict(), events=events)
+    event = (state.BECAME_HEALTHY, f"ready after {after:.2f}s")
+    updated = reg.update(record.name, instance=record.instance, event=event, health_state=healthy.to_dict())
     return startup.Outcome(updated or record, "daemonized" if daemonized else "healthy", after)
 
 

@@ -20,7 +20,7 @@ from bgr.models import Identity, ProcessRecord
 from bgr.proc import cgroups, command, host, identity, spawn
 from bgr.proc.exits import describe_exit
 from bgr.record import Record
-from bgr.store import Registry, append_event
+from bgr.store import Registry
 
 # The longest a start watches its child by default: long enough for the common startup failures
 # (a Python import error, "address already in use", npm without a package.json), short enough for
@@ -133,15 +133,14 @@ def exited(reg: Registry, record: ProcessRecord, code: int | None, after: float)
 
 def daemonized(reg: Registry, record: ProcessRecord, followed: Identity, detail: str) -> ProcessRecord | None:
     """Record that the instance now is ``followed`` (its launcher left it running), with an event."""
-    current = reg.get(record.name) or record
     return reg.update(
         record.name,
         instance=record.instance,
+        event=("daemonized", detail),
         pid=followed.pid,
         pgid=followed.pgid,
         start_token=followed.token,
         members=followed.members,
-        events=append_event(current.events, "daemonized", detail),
     )
 
 

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 
 from bgr import crashpoints, paths
 from bgr.core import pending
-from bgr.core.definition import with_event
 from bgr.core.queries import is_running
 from bgr.errors import LockHeld, RegistryFull
 from bgr.models import Desired, ProcessRecord, StopResult
@@ -86,7 +85,7 @@ def stop_many(
                         record.name,
                         instance=record.instance,
                         stopped_at=now,
-                        events=with_event(record, "stopped"),
+                        event=("stopped", ""),
                     )
                 elif result.unrecorded:
                     raise RegistryFull(result.unrecorded)
