@@ -411,17 +411,19 @@ def cgroup_mount() -> str:
     """Where cgroup2 is, its options, and what joining a cgroup costs here (a start does it once):
     without ``favordynmods`` each join usually waits for an RCU grace period (5-20 ms), which shows
     in every start and restart figure."""
-    options = ""
-    with contextlib.suppress(OSError), open("/proc/self/mounts", encoding="utf-8") as fh:
-        for line in fh:
-            fields = line.split()
-            if len(fields) > 3 and fields[2] == "cgroup2":
-                options = f"{fields[1]} ({fields[3]})"
-                break
-    if not options:
+    from bgr.proc.cgroups import parse_mounts
+
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            mount = parse_mounts(fh)
+    except OSError:
+        mount = None
+    if mount is None:
         return "none"
-    cost = cgroup_join_ms(options.split(" ")[0])
-    return f"{options}; joining a cgroup: {'not measured' if cost is None else f'{cost:.2f} ms'}"
+    where, options = mount
+    cost = cgroup_join_ms(where)
+    joined = "not measured" if cost is None else f"{cost:.2f} ms"
+    return f"{where} ({','.join(options)}); joining a cgroup: {joined}"
 
 
 def cgroup_join_ms(root: str, rounds: int = 11) -> float | None:
