@@ -7,12 +7,13 @@ UsageError. Sizes are powers of 1024 in both directions (``10M`` is 10 MiB, and 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 
 from bgr.errors import UsageError
 
+# Not math.inf: math is a shared library of its own, loaded by every bgr call for two comparisons.
+_INFINITY = float("inf")
 # Compiled on first use: every bgr call imports this module, few parse a size or a duration.
 _SIZE = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*"
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -51,7 +52,7 @@ def parse_duration(text: str, option: str = "duration") -> float:
     if match is None:
         raise UsageError(f"{option} takes a duration such as 30, 0.5, 90s, 5m or 1h, not {text!r}")
     seconds = float(match[1]) * _DURATION_UNITS[(match[2] or "s").lower()]
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not 0 < seconds < _INFINITY:  # also false for nan
         raise UsageError(f"{option} must be more than 0, not {text!r}")
     return seconds
 
@@ -74,7 +75,7 @@ def seconds(text: str, option: str) -> float:
     except ValueError:
         raise UsageError(f"{option} takes a number, not {text!r}") from None
     # nan would make every deadline comparison false: a stop would wait forever.
-    if not math.isfinite(number):
+    if not -_INFINITY < number < _INFINITY:
         raise UsageError(f"{option} takes a finite number, not {text!r}")
     if number < 0:
         raise UsageError(f"{option} must not be negative")

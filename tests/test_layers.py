@@ -60,12 +60,13 @@ LIST_FORBIDDEN = (
     "bgr.watch.loop", "bgr.watch.watcher", "bgr.watch.inotify", "bgr.watch.tree",
     "bgr.watch.ignore", "bgr.watch.debounce", "bgr.watch.inbox", "bgr.watch.logstream",
     "docopt", "tomli", "git", "apscheduler", "watchdog",
-    "bgr.stack", "bgr.export", "bgr.core.stacks", "bgr.core.exports",
+    "bgr.stack", "bgr.export", "bgr.core.stacks", "bgr.core.exports", "bgr.health", "math",
 ) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 # What a plain start must not import either: each one was milliseconds of a 50 ms budget.
 START_FORBIDDEN = (
     "dataclasses", "docopt", "tomli", "git", "apscheduler", "watchdog", "bgr.logfiles.reading",
     "bgr.logfiles.backups", "bgr.git", "bgr.watch.loop", "bgr.stack", "bgr.export",
+    "bgr.health", "bgr.core.teardown", "math",
 ) + SLOW_STDLIB + (("psutil",) if sys.platform.startswith("linux") else ())  # fmt: skip
 
 
