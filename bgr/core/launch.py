@@ -20,7 +20,6 @@ import time
 from bgr import crashpoints, paths
 from bgr.core import definition, pending, startup
 from bgr.core.queries import is_running
-from bgr.core.teardown import stop_records
 from bgr.errors import AlreadyRunning, PortInUse
 from bgr.models import (
     Desired,
@@ -81,13 +80,13 @@ def start(
             pending.prepare(reg.layout)  # after validation: bad input leaves no file behind
             if request.cron:  # a new or changed schedule: define the job; the guard runs it
                 if existing is not None and running:
-                    stop_records([existing], grace, reg.registry_id)
+                    _stop(reg, existing, grace)
                 return _scheduled(reg, record, existing)
             pulled = _pull(record) if record.fetch else None
             ports = _ports_to_free(record, existing, running) if request.force else set()
             _check_ports(ports)  # another user's listener: refused before anything is stopped
             if existing is not None:
-                stop_records([existing], grace, reg.registry_id)
+                _stop(reg, existing, grace)
             freed = _free_ports(ports, grace)  # what still listens now is a stray of ours
             reason = "started" if existing is None else ("restarted" if running else "started again")
             launched = launch_instance(
@@ -122,7 +121,7 @@ def restart(
             _check_writable(reg)
             pulled = _pull(record) if record.fetch and pull else None
             running = is_running(existing)
-            stop_records([existing], grace, reg.registry_id)
+            _stop(reg, existing, grace)
             launched = launch_instance(
                 reg, record._replace(guard={}), existing, reason="restarted", backup_logs=True
             )
@@ -205,7 +204,7 @@ def guard_replace(
         current = reg.get(name)
         if not _still_the_guards(current, instance):
             return None
-        stop_records([current], grace, reg.registry_id)
+        _stop(reg, current, grace)
         if not relaunch:
             return reg.update(name, instance=instance, stopped_at=time.time(), guard=guard_state)
         return _relaunch_for_guard(reg, current, guard_state, "restarted (health)", None)
@@ -384,9 +383,11 @@ def launch_instance(
 
 def fresh_health(record: ProcessRecord, started_at: float) -> dict[str, Any]:
     """The health of a new instance: starting, when it has a probe."""
-    from bgr.health import state
+    if not record.health:
+        return {}
+    from bgr.health import state  # and its probes: only for processes that have one
 
-    return state.fresh(started_at).to_dict() if record.health else {}
+    return state.fresh(started_at).to_dict()
 
 
 def _move_logs_aside(layout: paths.Layout, existing: ProcessRecord) -> None:
@@ -396,6 +397,13 @@ def _move_logs_aside(layout: paths.Layout, existing: ProcessRecord) -> None:
     backups.move_to_backup(existing.stdout, existing.name, "out", DEFAULT_KEEP, directory=directory)
     if existing.stderr != existing.stdout:
         backups.move_to_backup(existing.stderr, existing.name, "err", DEFAULT_KEEP, directory=directory)
+
+
+def _stop(reg: Registry, record: ProcessRecord, grace: float) -> None:
+    """Stop the instance a start or restart replaces (teardown: only imported when there is one)."""
+    from bgr.core import teardown
+
+    teardown.stop_records([record], grace, reg.registry_id)
 
 
 def _check_writable(reg: Registry) -> None:
