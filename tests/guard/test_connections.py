@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import bgr.store
 from bgr.errors import NoRegistry, RegistryError
-from guard.connections import Connections
+from guard.connections import PAGE_CACHE_KIB, Connections
 from tests.support import run_bgr, start_cli
 
 
@@ -26,6 +27,14 @@ def test_a_thread_keeps_its_connection_and_another_thread_gets_its_own() -> None
     thread.start()
     thread.join()
     assert other and other[0] is not first
+
+
+def test_a_kept_connection_has_a_small_page_cache() -> None:
+    start_cli("web", "sleep 60")
+    with Connections(None).use() as kept:
+        assert kept.page_cache_kib() == PAGE_CACHE_KIB
+    with bgr.store.open_registry() as short_lived:
+        assert short_lived.page_cache_kib() > PAGE_CACHE_KIB  # SQLite's default, for one command
 
 
 def test_a_replaced_or_removed_registry_is_opened_again(bgr_home: Path) -> None:
