@@ -348,12 +348,7 @@ class Registry:
         """Keep at most ``kib`` KiB of database pages in this connection's cache (SQLite's default
         is 2 MiB). For connections a long-running program keeps open: each fills its cache up to
         the limit as the registry grows, and the operating system caches the file anyway."""
-        self._conn.execute(f"PRAGMA cache_size = -{max(int(kib), 1)}")
-
-    def page_cache_kib(self) -> int:
-        """The page cache limit of this connection, in KiB."""
-        size = int(self._conn.execute("PRAGMA cache_size").fetchone()[0])
-        return -size if size < 0 else size * int(self._conn.execute("PRAGMA page_size").fetchone()[0]) // 1024
+        self._conn.execute(f"PRAGMA cache_size = -{max(kib, 1)}")  # negative: KiB, not pages
 
     def __enter__(self) -> Registry:
         return self
