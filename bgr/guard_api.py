@@ -21,6 +21,7 @@ from bgr.core.launch import (
     record_exit,
     recover_name,
     restart,
+    tidy_cgroups,
 )
 from bgr.core.ready import probe_environment
 from bgr.core.scheduled import finish_run, last_run, restart_on_schedule, run_job, set_next_run
@@ -33,7 +34,7 @@ from bgr.health.schedule import next_time as next_cron_time
 from bgr.health.state import HealthState
 from bgr.health.state import from_dict as read_health_state
 from bgr.health.state import observe as observe_health
-from bgr.models import Desired, Identity, ProcessRecord
+from bgr.models import Desired, ExitNote, Identity, ProcessRecord
 from bgr.paths import Layout, db_path, file_size, layout, validate_name
 from bgr.proc.cgroups import base as cgroup_base
 from bgr.proc.cgroups import slow_joins as slow_cgroup_joins
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "BgrError",
     "Desired",
+    "ExitNote",
     "GitError",
     "HealthProbe",
     "HealthState",
@@ -119,6 +121,7 @@ __all__ = [
     "size_option",
     "slow_cgroup_joins",
     "start_token",
+    "tidy_cgroups",
     "unfinished_run",
     "unmatched_names",
     "validate_name",

@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Iterator
 
-from bgr.guard_api import BgrError, Registry, db_path, open_registry
+from bgr.guard_api import BgrError, LockHeld, Registry, db_path, open_registry
 
 # Each connection's SQLite page cache grows up to 2 MiB by default, and the guard keeps one per
 # thread for its whole life: with 1000 processes that grew bgr-guard by ~3 MiB over 600 restarts
@@ -37,6 +37,8 @@ class Connections:
         reg = self._current()
         try:
             yield reg
+        except LockHeld:
+            raise  # a name's lock, not the registry's trouble: the connection is fine
         except BgrError:
             self.drop()  # a locked, full or replaced registry: start afresh next time
             raise

@@ -120,6 +120,7 @@ class Jobs:
             limited = self._full([row[0] for row in summaries if row[6] not in _NONE])
         self._limits([r for r in limited if r.desired is Desired.RUNNING])
         self.keeper.prune_codes()
+        self.keeper.tidy()
 
     def _full(self, names: list[str]) -> list[ProcessRecord]:
         """The whole rows of ``names`` (those with a probe, a schedule or limits of their own:

@@ -25,7 +25,16 @@ from dataclasses import replace
 from typing import Any
 
 from bgr import guard_api as bgr
-from bgr.guard_api import BgrError, Desired, LockHeld, ProcessRecord, Registry, is_alive, name_lock
+from bgr.guard_api import (
+    BgrError,
+    Desired,
+    ExitNote,
+    LockHeld,
+    ProcessRecord,
+    Registry,
+    is_alive,
+    name_lock,
+)
 from guard import policy
 from guard.connections import Connections
 from guard.gate import NameGate
@@ -83,6 +92,7 @@ class Keeper:
         self._seen: dict[str, str | None] = {}  # the instance last seen running, per name
         self._stable_at: dict[str, float] = {}  # when a run with failures counted clears them
         self._run_began: dict[str, tuple[str | None, float]] = {}  # a --cron run: instance, monotonic
+        self._untidy: set[str] = set()  # restarted names whose dead instances' cgroups may remain
         self.restarted = 0  # restarts done by this guard (for --once and the logs)
 
     # -- children and their exit codes -------------------------------------------------------
@@ -98,6 +108,11 @@ class Keeper:
     def take_code(self, pid: int | None) -> int | None:
         with self._lock:
             code, _ = self._codes.pop(pid, (None, 0.0)) if pid is not None else (None, 0.0)
+        return code
+
+    def peek_code(self, pid: int | None) -> int | None:
+        with self._lock:
+            code, _ = self._codes.get(pid, (None, 0.0)) if pid is not None else (None, 0.0)
         return code
 
     def prune_codes(self, older_than: float = CODE_TTL) -> None:
@@ -190,14 +205,10 @@ class Keeper:
             if bgr.instance_alive(record.identity):
                 self._running(reg, record, state, fresh, now)
                 return
-            died = state.phase is Phase.OK
-            if died:
-                if self._busy(name) or self._replaced(reg, record):
-                    return
-                state = self._died(reg, record, state, now)
-        self._act(record, state, now)
-        if died:  # after the restart: a hook never delays it
-            self._alert("fatal" if state.phase is Phase.FATAL else "crashed", record, state)
+            if state.phase is Phase.OK:
+                self._died(reg, record, state, now)
+                return
+        self._act(record, state, now)  # a backoff that is over, or fatal
 
     def _alert(self, event: str, record: ProcessRecord, state: PolicyState) -> None:
         if self.hooks is not None:
@@ -279,6 +290,7 @@ class Keeper:
                 return
             if now_too:
                 self.restarted += 1
+                self._tidy_later(name)
                 self._remember(name, replaced.instance, kept)
                 self.watch(replaced)
                 reg.update(name, instance=replaced.instance, guard=self._dump(kept, replaced.instance))
@@ -409,9 +421,11 @@ class Keeper:
         self._remember(record.name, record.instance, state)
         self.watch(record)
 
-    def _died(self, reg: Registry, record: ProcessRecord, state: PolicyState, now: float) -> PolicyState:
+    def _died(self, reg: Registry, record: ProcessRecord, state: PolicyState, now: float) -> None:
+        """The instance that ran has died: count it, then restart it now (the exit is recorded by
+        the restart's first write), or record the exit and wait out the backoff, or give up."""
         name = record.name
-        code = self.take_code(record.pid)
+        code = self.peek_code(record.pid)
         if code is None:
             code = record.exit_code
         uptime = None
@@ -422,30 +436,35 @@ class Keeper:
             state, self.cfg, now=now, exit_code=code, jitter=self.rng.uniform(-1, 1), uptime=uptime
         )
         what = bgr.describe_exit(code) + (f" after {uptime:.1f}s" if uptime is not None else "")
-        # One write: the exit (what bgr.record_exit does), the event, and the policy state unless a
-        # restart follows now (guard_restart stores that with the new instance).
+        ended = ExitNote(code, time.time(), what)
+        if state.phase is not Phase.FATAL and policy.due(state, now):
+            self._relaunch(record, state, ended)
+            return
+        if self._busy(name) or self._replaced(reg, record):
+            return
+        self.take_code(record.pid)
+        # One write: the exit (what bgr.record_exit does), the event, and the policy state.
         changes: dict[str, Any] = {}
         if record.instance is not None:
-            changes.update(exit_code=code, stopped_at=time.time())
-        if not policy.due(state, now) and (data := self._dump(state, record.instance)) != record.guard:
+            changes.update(exit_code=code, stopped_at=ended.at)
+        if (data := self._dump(state, record.instance)) != record.guard:
             changes["guard"] = data
         reg.update(name, instance=record.instance, event=("exited", what), **changes)
         if state.phase is Phase.FATAL:
             reg.add_event(name, "fatal", state.reason)
             log.error("%s: fatal: %s", name, state.reason)
-        elif state.next_attempt is not None and state.next_attempt > now:
-            delay = state.next_attempt - now
-            reg.add_event(
-                name,
-                "backoff",
-                f"retry in {delay:.1f}s; failure {state.failures} of {self.cfg.max_failures}",
-            )
-            log.warning("%s: %s", name, state.reason)
         else:
+            delay = max(0.0, (state.next_attempt or now) - now)
+            count = f"failure {state.failures} of {self.cfg.max_failures}"
+            reg.add_event(name, "backoff", f"retry in {delay:.1f}s; {count}")
             log.warning("%s: %s", name, state.reason)
-        return state
+        self._act(record, state, now)
+        self._alert("fatal" if state.phase is Phase.FATAL else "crashed", record, state)
 
-    def _relaunch(self, record: ProcessRecord, state: PolicyState) -> None:
+    def _relaunch(self, record: ProcessRecord, state: PolicyState, ended: ExitNote | None = None) -> None:
+        """Start the definition again now. ``ended``: the death just seen, which counts as a
+        failure only once the restart shows it was nobody else's doing (a bgr command that holds
+        the name or has changed the row by now), and which the restart's first write records."""
         name = record.name
         started = policy.on_started(state, now=self.clock())
         # The new id is chosen here, so the state written with the launch names its instance at
@@ -459,19 +478,62 @@ class Keeper:
                     reg=reg,
                     guard_state=self._dump(started, instance),
                     instance=instance,
+                    ended=ended,
                 )
+        except LockHeld:
+            # A bgr command is at it (a --restart stopping the old instance): look again soon.
+            if self._schedule is not None:
+                self._schedule(name, BUSY_RETRY)
+            return
         except BgrError as exc:
+            self._counted(record, state, ended)
             self._launch_failed(record, started, exc)
-            return
-        if launched is None:
-            # The row changed under us (stopped, deleted, restarted by hand): look again.
-            log.debug("%s: not restarted, the row changed", name)
-            self.gate.poke(name)
-            return
-        self.restarted += 1
-        self._remember(name, launched.instance, started)
-        self.watch(launched)
-        log.info("%s: restarted (pid %s, restart #%d)", name, launched.pid, launched.restarts)
+        else:
+            if launched is None:
+                # The row changed under us (stopped, deleted, restarted by hand): look again.
+                log.debug("%s: not restarted, the row changed", name)
+                self.gate.poke(name)
+                return
+            self._counted(record, state, ended)
+            self.restarted += 1
+            self._remember(name, launched.instance, started)
+            self.watch(launched)
+            self._tidy_later(name)
+            log.info("%s: restarted (pid %s, restart #%d)", name, launched.pid, launched.restarts)
+        if ended is not None:  # after the restart: a hook never delays it
+            self._alert("crashed", record, state)
+
+    def _counted(self, record: ProcessRecord, state: PolicyState, ended: ExitNote | None) -> None:
+        """A death that a restart now answers for: its exit code is used up, and it is logged."""
+        if ended is not None:
+            self.take_code(record.pid)
+            log.warning("%s: %s", record.name, state.reason)
+
+    def _tidy_later(self, name: str) -> None:
+        with self._lock:
+            self._untidy.add(name)
+        if self.watcher is not None:
+            self.watcher.when_quiet(self.tidy)
+
+    def tidy(self) -> None:
+        """Remove the cgroups the restarted names' dead instances left. A restart leaves them:
+        rmdir, like the mkdir and the clone of the next restart, waits while a new instance joins
+        its cgroup (the kernel's cgroup lock), so a burst of restarts would wait on it. The exit
+        watcher runs this once it is quiet, the interval check too; a name that a bgr command
+        holds waits for the next time."""
+        with self._lock:
+            names, self._untidy = self._untidy, set()
+        left = set()
+        try:
+            with self.connections.use() as reg:
+                for name in sorted(names):
+                    if not bgr.tidy_cgroups(name, reg=reg):
+                        left.add(name)
+        except BgrError:
+            left = names
+        if left:
+            with self._lock:
+                self._untidy |= left
 
     def _launch_failed(self, record: ProcessRecord, started: PolicyState, exc: BgrError) -> None:
         """A restart that could not even spawn counts as a quick failure, so it backs off too."""

@@ -14,6 +14,8 @@ its ``poll(2)`` timeout is relative and counted on the monotonic clock, so a ret
 spacing whatever the wall clock does, and the watcher never waits on the scheduler to arrange one.
 The pidfds stay registered with one ``poll`` object between wake-ups (only what changed is
 registered or removed), so a wake-up costs the same with 1000 processes watched as with one.
+Housekeeping that must not delay a burst of restarts (removing dead instances' cgroups) waits for
+a quiet moment: ``when_quiet(callback)`` runs it once a poll has found nothing for ``QUIET``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # Descriptors kept free for the registry, lock files, logs, git: pidfds never take the last ones.
 FD_RESERVE = 64
+# How long nothing must happen before a when_quiet callback runs: longer than the gaps between
+# the exits of one burst (a group killed at once, a host under load), short enough that a crash
+# loop's cgroups are gone before its next restart.
+QUIET = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,7 @@ class ExitWatcher:
         # Other threads never close a pidfd the poller may hold: the number could be reused by the
         # time poll() reports on it. The watcher thread closes retired fds between polls.
         self._retired: list[int] = []
+        self._quiet: Callable[[], None] | None = None
         self._pidfds = hasattr(os, "pidfd_open")
         self._open_fds = 0
         self._warned = False
@@ -140,6 +147,13 @@ class ExitWatcher:
     def after(self, name: str, delay: float) -> None:
         """Call ``on_due(name)`` in ``delay`` seconds (replacing an earlier ``after`` for it)."""
         self._deadlines.after(name, delay)
+        self.wake()
+
+    def when_quiet(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the watcher thread) once nothing has happened for ``QUIET``
+        seconds; a second call before then replaces the first."""
+        with self._lock:
+            self._quiet = callback
         self.wake()
 
     def cancel(self, name: str) -> None:
@@ -229,9 +243,9 @@ class ExitWatcher:
     def _run(self) -> None:
         while not self._stopping:
             polled, exited = self._take_state()
-            woke = False
+            woke = idle = False
             if not exited:
-                woke, exited = self._wait(polled)
+                woke, exited, idle = self._wait(polled)
             if self._stopping:
                 break
             if woke and self._on_wake is not None:
@@ -242,9 +256,23 @@ class ExitWatcher:
                         self._retire(self._entries.pop(name, []))
                 for name in sorted(exited):
                     self._call(self._on_exit, name)
-            if self._on_due is not None:
-                for name in self._deadlines.pop_due():
-                    self._call(self._on_due, name)
+            if not self._run_due() and idle:
+                self._run_quiet()
+
+    def _run_due(self) -> bool:
+        """Call on_due for the deadlines that have come; True if there were any."""
+        if self._on_due is None:
+            return False
+        due = self._deadlines.pop_due()
+        for name in due:
+            self._call(self._on_due, name)
+        return bool(due)
+
+    def _run_quiet(self) -> None:
+        with self._lock:
+            quiet, self._quiet = self._quiet, None
+        if quiet is not None:
+            self._call(quiet)
 
     def _take_state(self) -> tuple[list[_Entry], set[str]]:
         """Bring the poll object up to date (register new pidfds, drop and close retired ones);
@@ -268,16 +296,20 @@ class ExitWatcher:
     def _timeout_ms(self, polled: list[_Entry]) -> float | None:
         """How long poll(2) may block: until the next pid check or the nearest deadline."""
         waits = [self._poll_ms] if polled else []
+        if self._quiet is not None:
+            waits.append(round(QUIET * 1000))
         due = self._deadlines.timeout()
         if due is not None:
             waits.append(math.ceil(due * 1000))  # rounded up: never wake just before it is due
         return min(waits) if waits else None
 
-    def _wait(self, polled: list[_Entry]) -> tuple[bool, set[str]]:
-        """Block until a pidfd or the wake pipe is readable (or the next poll); (woken, exited)."""
+    def _wait(self, polled: list[_Entry]) -> tuple[bool, set[str], bool]:
+        """Block until a pidfd or the wake pipe is readable (or the next poll); (woken, exited,
+        idle: the poll timed out with nothing ready)."""
         woke, exited = False, set[str]()
         fired: list[_Entry] = []
-        for fd, _ in self._poller.poll(self._timeout_ms(polled)):
+        ready = self._poller.poll(self._timeout_ms(polled))
+        for fd, _ in ready:
             if fd == self._read_fd:
                 woke = True
                 with contextlib.suppress(BlockingIOError):
@@ -289,7 +321,7 @@ class ExitWatcher:
         # A watch replaced or forgotten while we polled: its old processes are no longer the name's.
         with self._lock:
             exited.update(e.name for e in fired if any(e is x for x in self._entries.get(e.name, ())))
-        return woke, exited
+        return woke, exited, not ready and not fired
 
     def _call(self, func: Callable[..., None], *args: str) -> None:
         try:

@@ -20,9 +20,10 @@ import time
 from bgr import crashpoints, paths
 from bgr.core import definition, pending, startup
 from bgr.core.queries import is_running
-from bgr.errors import AlreadyRunning, PortInUse
+from bgr.errors import AlreadyRunning, BgrError, LockHeld, PortInUse
 from bgr.models import (
     Desired,
+    ExitNote,
     FreedPort,
     Identity,
     ProcessInfo,
@@ -166,23 +167,61 @@ def guard_restart(
     guard_state: dict[str, Any],
     reg: Registry | None = None,
     instance: str | None = None,
+    ended: ExitNote | None = None,
 ) -> ProcessRecord | None:
     """Restart on behalf of bgr-guard: only if the row still wants to run and still describes the
     dead instance the guard saw. A concurrent --stop/--delete/--restart wins, so this returns None.
+    Raises ``LockHeld`` at once, without waiting, while a bgr command holds the name: the exit the
+    guard saw is most likely its doing, and the guard's exit watcher must never wait on a lock.
 
     Logs are appended to, not moved: a crash loop would otherwise scatter its output over backups.
     The stored definition is re-used as is (no config re-read, no git pull). ``reg``: an open
     registry to work on (the guard keeps one per thread) instead of a new connection; ``instance``:
-    the new instance's id, chosen by the caller so that ``guard_state`` can name it already.
+    the new instance's id, chosen by the caller so that ``guard_state`` can name it already;
+    ``ended``: how the dead instance ended, recorded in the launch's first write rather than in
+    one of its own (this is the crash -> running path). The cgroups of dead instances are left
+    for :func:`tidy_cgroups`, so that a burst of restarts does not wait on rmdir.
     """
     with contextlib.ExitStack() as stack:
         if reg is None:
             reg = stack.enter_context(open_registry(db))
-        stack.enter_context(name_lock(reg.layout, name))
+        stack.enter_context(name_lock(reg.layout, name, timeout=0))
         current = reg.get(name)
         if not _still_the_guards(current, dead_instance) or is_running(current):
             return None
-        return _relaunch_for_guard(reg, current, guard_state, "restarted by guard", instance)
+        if ended is not None:
+            current = current._replace(
+                exit_code=ended.code,
+                stopped_at=ended.at,
+                events=definition.with_event(current, "exited", ended.detail),
+            )
+        try:
+            return _relaunch_for_guard(reg, current, guard_state, "restarted by guard", instance)
+        except BgrError:
+            if ended is not None:
+                # Refused before its first write (a log directory gone): the exit is still news.
+                with contextlib.suppress(BgrError):
+                    _note_exit(reg, current, ended)
+            raise
+
+
+def _note_exit(reg: Registry, noted: ProcessRecord, ended: ExitNote) -> None:
+    row = reg.get(noted.name)
+    if row is not None and row.instance == noted.instance and row.stopped_at != ended.at:
+        changes = {"exit_code": ended.code, "stopped_at": ended.at}
+        reg.update(noted.name, instance=noted.instance, event=("exited", ended.detail), **changes)
+
+
+def tidy_cgroups(name: str, *, reg: Registry) -> bool:
+    """Remove the cgroups of ``name``'s dead instances, keeping the current one's (its launcher
+    may not have joined it yet). False, having done nothing, while a bgr command holds the name."""
+    try:
+        with name_lock(reg.layout, name, timeout=0):
+            current = reg.get(name)
+            cgroups.remove_empty(reg.registry_id, name, keep=current.instance if current else None)
+    except LockHeld:
+        return False
+    return True
 
 
 def guard_replace(
@@ -222,6 +261,7 @@ def _relaunch_for_guard(
         backup_logs=False,
         by="bgr-guard",
         instance=instance,
+        tidy=False,
     )
 
 
@@ -327,10 +367,12 @@ def launch_instance(
     counts_as_restart: bool = True,
     by: str | None = None,
     instance: str | None = None,
+    tidy: bool = True,
 ) -> ProcessRecord:
     """Record the intent, spawn ``record``, record the new instance. Caller holds the name lock.
     ``by`` names the program that starts it (default: bgr-guard when ``reason`` says so, else bgr);
-    ``instance`` the new instance's id (default: a fresh one)."""
+    ``instance`` the new instance's id (default: a fresh one); ``tidy``: remove the cgroups of the
+    name's dead instances afterwards (the guard does that later, see :func:`tidy_cgroups`)."""
     _check_writable(reg)
     if existing is not None and backup_logs:
         _move_logs_aside(reg.layout, existing)
@@ -346,7 +388,6 @@ def launch_instance(
     }
     reg.put(record._replace(intent=intent))
     crashpoints.reached("launch:intent")
-    cgroups.remove_empty(reg.registry_id, record.name)
     cgroup = cgroups.create(reg.registry_id, record.name, instance)
     if cgroup is None:
         # Without a cgroup, a daemon that double-forks is reparented to us while we look, not to init.
@@ -378,6 +419,8 @@ def launch_instance(
         _abandon(started)
         raise
     crashpoints.reached("launch:recorded")
+    if tidy:  # after the spawn: the new instance does not wait for it
+        cgroups.remove_empty(reg.registry_id, record.name, keep=instance)
     return recorded
 
 

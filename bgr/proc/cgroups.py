@@ -114,13 +114,15 @@ def of_name(registry_id: str, name: str) -> list[str]:
     return [os.path.join(folder, e) for e in sorted(entries) if "." not in e]
 
 
-def remove_empty(registry_id: str, name: str) -> None:
+def remove_empty(registry_id: str, name: str, keep: str | None = None) -> None:
     """Remove the cgroups of ``name``'s instances that are over (rmdir refuses a populated one).
 
     A stop removes the cgroup it emptied; an instance that died by itself (a crash the guard
-    restarts) leaves its cgroup behind, one more per restart of a crash loop, until this runs."""
+    restarts) leaves its cgroup behind, one more per restart of a crash loop, until this runs.
+    ``keep``: the instance just started, whose cgroup is empty until its launcher has joined it."""
     for path in of_name(registry_id, name):
-        remove(path)
+        if os.path.basename(path) != keep:
+            remove(path)
 
 
 def procs(path: str | None) -> list[int]:

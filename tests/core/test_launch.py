@@ -15,8 +15,9 @@ import pytest
 import bgr
 from bgr import store
 from bgr.core import launch
-from bgr.errors import AlreadyRunning, RegistryError, SpawnError
-from bgr.models import StartRequest, Status
+from bgr.errors import AlreadyRunning, BgrError, LockHeld, RegistryError, SpawnError
+from bgr.models import ExitNote, StartRequest, Status
+from bgr.proc.locks import name_lock
 from tests.support import (
     GRACE,
     PY,
@@ -340,6 +341,63 @@ def test_guard_restart_restarts_a_dead_instance_and_record_exit_is_instance_chec
     assert again is not None and again.pid != first.pid and again.guard == {"phase": "running"}
     wait_for(lambda: read(bgr_home / "g-out.txt") == "run\nrun\n", what="appended log")
     assert bgr.get("g").status is Status.RUNNING
+
+
+def _killed(name: str, tmp_path: Path) -> bgr.ProcessInfo:
+    first = api_start(name, "sleep 60", tmp_path).info
+    assert first.record.pgid is not None and first.pid is not None
+    os.killpg(first.record.pgid, signal.SIGKILL)
+    wait_for(lambda: not alive(first.pid or 0), what="death")
+    return first
+
+
+def test_guard_restart_records_the_exit_in_its_first_write_and_leaves_old_cgroups_to_tidy(
+    tmp_path: Path,
+) -> None:
+    first = _killed("g", tmp_path)
+    ended = ExitNote(-9, 1234.5, "killed by signal 9 (SIGKILL) after 1.0s")
+    with store.open_registry() as reg:
+        again = launch.guard_restart("g", first.record.instance, reg=reg, guard_state={}, ended=ended)
+        assert again is not None and again.pid != first.pid
+        kinds = [(e["event"], e.get("detail")) for e in again.events]
+        assert kinds[-2:] == [("exited", ended.detail), ("restarted by guard", f"pid {again.pid}")]
+        assert bgr.get("g").record.events == again.events
+        if first.record.cgroup is None:
+            return  # no cgroups here: nothing to tidy
+        assert again.cgroup is not None
+        # The dead instance's cgroup is left for later, not removed on the restart's path.
+        assert os.path.isdir(first.record.cgroup)
+        assert launch.tidy_cgroups("g", reg=reg)
+        assert not os.path.exists(first.record.cgroup) and os.path.isdir(again.cgroup)
+
+
+def test_guard_restart_never_waits_for_a_name_a_bgr_command_holds(tmp_path: Path) -> None:
+    first = _killed("g", tmp_path)
+    with store.open_registry() as reg, name_lock(reg.layout, "g"):
+        with pytest.raises(LockHeld):
+            launch.guard_restart("g", first.record.instance, reg=reg, guard_state={})
+        assert not launch.tidy_cgroups("g", reg=reg)
+    assert bgr.get("g").status is not Status.RUNNING  # nothing was started meanwhile
+
+
+def test_a_guard_restart_refused_before_its_first_write_still_records_the_exit(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    request = StartRequest(name="g", command="sleep 60", directory=str(tmp_path), stdout=str(logs / "out"))
+    first = bgr.start(request, grace=GRACE).info
+    assert first.record.pgid is not None
+    os.killpg(first.record.pgid, signal.SIGKILL)
+    wait_for(lambda: not alive(first.pid or 0), what="death")
+    (logs / "out").unlink()
+    logs.rmdir()
+    ended = ExitNote(-9, 1234.5, "killed by signal 9 (SIGKILL) after 1.0s")
+    with pytest.raises(BgrError, match="log directory"):
+        launch.guard_restart("g", first.record.instance, guard_state={}, ended=ended)
+    row = bgr.get("g").record
+    assert (row.exit_code, row.stopped_at, row.instance) == (-9, 1234.5, first.record.instance)
+    assert [e.get("detail") for e in row.events if e["event"] == "exited"] == [ended.detail]
 
 
 # --------------------------------------------------------------------------------------------

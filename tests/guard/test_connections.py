@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bgr.store
-from bgr.errors import NoRegistry, RegistryError
+from bgr.errors import LockHeld, NoRegistry, RegistryError
 from guard.connections import PAGE_CACHE_KIB, Connections
 from tests.support import run_bgr, start_cli
 
@@ -61,7 +61,7 @@ def test_a_replaced_or_removed_registry_is_opened_again(bgr_home: Path) -> None:
         assert fresh.names() == ["api"]
 
 
-def test_a_registry_error_drops_the_connection() -> None:
+def test_a_registry_error_drops_the_connection_and_a_held_name_lock_does_not() -> None:
     start_cli("web", "sleep 60")
     connections = Connections(None)
     with connections.use() as first:
@@ -70,3 +70,8 @@ def test_a_registry_error_drops_the_connection() -> None:
         raise RegistryError("locked")
     with connections.use() as second:
         assert second is not first
+    # A name's lock held by a bgr command says nothing about the registry: the connection stays.
+    with pytest.raises(LockHeld), connections.use():
+        raise LockHeld("process 'web' is busy")
+    with connections.use() as third:
+        assert third is second

@@ -184,3 +184,36 @@ def test_many_watched_processes_share_one_poll_registration(
         for child in children:
             child.kill()
             child.wait()
+
+
+def test_when_quiet_runs_once_in_the_watcher_thread_after_the_exits_that_were_due() -> None:
+    seen: list[str] = []
+    release = threading.Event()
+
+    def on_exit(name: str) -> None:
+        release.wait(10)  # the watcher is busy with exits until the test lets go
+        seen.append(name)
+
+    ran: list[tuple[str, str, list[str]]] = []
+    w = watcher.ExitWatcher(on_exit)
+    w.start()
+    children = [sleeper() for _ in range(3)]
+    try:
+        for i, child in enumerate(children):
+            w.watch(f"p{i}", [(child.pid, token(child.pid))])
+        for child in children:
+            child.kill()
+            child.wait()
+        # Dead before the callbacks are asked for: their exits come first, whatever the timing.
+        w.when_quiet(lambda: ran.append(("first", threading.current_thread().name, list(seen))))
+        w.when_quiet(lambda: ran.append(("second", threading.current_thread().name, list(seen))))
+        release.set()
+        wait_for(lambda: ran != [], timeout=5.0)
+        time.sleep(3 * watcher.QUIET)
+        assert ran == [("second", "bgr-guard-exits", ["p0", "p1", "p2"])]
+    finally:
+        release.set()
+        w.stop()
+        for child in children:
+            child.kill()
+            child.wait()

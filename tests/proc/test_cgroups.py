@@ -96,3 +96,18 @@ def test_slow_joins_is_said_only_for_a_cgroup2_mount_without_favordynmods(
         assert cgroups.slow_joins() is slow
     monkeypatch.setattr(cgroups, "_mount", lambda: None)
     assert cgroups.slow_joins() is False
+
+
+@needs_cgroups
+def test_remove_empty_keeps_the_instance_just_started_whose_launcher_has_not_joined_yet() -> None:
+    dead = cgroups.create("test-registry", "web", "dead0")
+    fresh = cgroups.create("test-registry", "web", "fresh1")
+    assert dead is not None and fresh is not None
+    try:
+        cgroups.remove_empty("test-registry", "web", keep="fresh1")
+        assert cgroups.of_name("test-registry", "web") == [fresh]
+        cgroups.remove_empty("test-registry", "web")
+        assert cgroups.of_name("test-registry", "web") == []
+    finally:
+        cgroups.remove_name("test-registry", "web")
+        cgroups.remove(cgroups.registry_dir("test-registry"))
