@@ -373,8 +373,8 @@ def launch_instance(
     ``by`` names the program that starts it (default: bgr-guard when ``reason`` says so, else bgr);
     ``instance`` the new instance's id (default: a fresh one); ``tidy``: remove the cgroups of the
     name's dead instances afterwards (the guard does that later, see :func:`tidy_cgroups`)."""
-    _check_writable(reg)
     if existing is not None and backup_logs:
+        _check_writable(reg)  # nothing is moved aside for a start that could not be recorded
         _move_logs_aside(reg.layout, existing)
     definition.check_log_directories(record)
     instance = instance or spawn.new_instance()
