@@ -153,14 +153,15 @@ class Keeper:
         """True when a check of ``name`` would find nothing to do: the row describes the instance
         last seen running, the exit watcher has it (its exit wakes us at once) and it still lives,
         and no failure count waits to be cleared. The interval check passes over these, so an
-        idle pass costs a stat of each process instead of a registry read and a full look."""
+        idle pass costs a look at the watcher's table for each process (a stat of each where the
+        watcher polls instead of holding pidfds) instead of a registry read and a full look."""
         watcher = self.watcher
         if watcher is None or instance is None or self._seen.get(name) != instance:
             return False
         members = watcher.members(name)
         if name not in self._guarded or not members:
             return False
-        if not all(is_alive(pid, token) for pid, token in members):
+        if not watcher.pinned(name) and not all(is_alive(pid, token) for pid, token in members):
             return False  # the watcher will say so too; a full check does no harm
         stable_at = self._stable_at.get(name)
         return stable_at is None or self.clock() < stable_at

@@ -139,6 +139,17 @@ class ExitWatcher:
         with self._lock:
             return [(e.pid, e.token) for e in self._entries.get(name, [])]
 
+    def pinned(self, name: str) -> bool:
+        """True when the kernel tells this watcher of any exit among ``name``'s members: each has a
+        pidfd (readable once its process is gone, even if the pid is reused), and the thread that
+        polls them runs. Nobody else needs to look whether they live."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or self._stopping:
+            return False
+        with self._lock:
+            entries = self._entries.get(name, [])
+            return bool(entries) and name not in self._fired and all(e.fd >= 0 for e in entries)
+
     def watched(self) -> dict[str, list[int]]:
         """``{name: [pid, ...]}`` as watched right now."""
         with self._lock:

@@ -102,6 +102,7 @@ def test_watcher_polls_when_out_of_descriptors(
     try:
         w.watch("web", [(child.pid, token(child.pid))])
         assert w._entries["web"][0].fd == -1
+        assert not w.pinned("web")  # polled: the interval check still looks at it itself
         child.kill()
         wait_for(lambda: seen == ["web"], timeout=5.0)
     finally:
@@ -217,3 +218,22 @@ def test_when_quiet_runs_once_in_the_watcher_thread_after_the_exits_that_were_du
         for child in children:
             child.kill()
             child.wait()
+
+
+def test_a_name_is_pinned_while_its_members_have_pidfds_and_the_watcher_thread_runs() -> None:
+    w = watcher.ExitWatcher(lambda name: None)
+    child = sleeper()
+    stopped = False
+    try:
+        w.watch("web", [(child.pid, token(child.pid))])
+        assert not w.pinned("web")  # nobody polls the pidfd yet
+        w.start()
+        assert w.pinned("web") and not w.pinned("other")
+        w.stop()
+        stopped = True
+        assert not w.pinned("web")
+    finally:
+        if not stopped:
+            w.stop()
+        child.kill()
+        child.wait()
