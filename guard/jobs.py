@@ -107,6 +107,7 @@ class Jobs:
         for name in wanted:
             if self.stopping.is_set():
                 return
+            self.keeper.make_way()
             _, instance, intent = heads.get(name, (None, None, None))
             # A row with an operation in flight, or one the watcher does not have: a full look.
             if intent in (None, "{}") and self.keeper.settled(name, instance):
@@ -186,6 +187,7 @@ class Jobs:
             for stream, path in paths:
                 if self.stopping.is_set():
                     return
+                self.keeper.make_way()
                 if file_size(path) <= self.options.max_log_size:
                     continue  # the common case, without importing the rotation code (ctypes: ~2 MiB)
                 try:

@@ -52,6 +52,9 @@ CODE_TTL = 600.0
 # While a `bgr` command holds a name's lock (a restart stopping the old instance), the exit we see
 # is its doing: look again after this long instead of recording a crash and blocking on the lock.
 BUSY_RETRY = 0.1
+# The longest a periodic pass waits for the exit watcher between two names (a burst of restarts
+# takes a few ms each): the pass goes on, slower, even if exits never stop coming.
+MAKE_WAY_MAX = 1.0
 
 
 class Keeper:
@@ -165,6 +168,13 @@ class Keeper:
             return False  # the watcher will say so too; a full check does no harm
         stable_at = self._stable_at.get(name)
         return stable_at is None or self.clock() < stable_at
+
+    def make_way(self) -> None:
+        """Wait while the exit watcher restarts what just died (a periodic pass calls this
+        between names): both need the GIL, and a pass over 1000 names took the watcher's turn
+        often enough to add a fifth to a burst's restart times."""
+        if self.watcher is not None:
+            self.watcher.wait_calm(MAKE_WAY_MAX)
 
     def _remember(self, name: str, instance: str | None, state: PolicyState) -> None:
         """The instance seen running, and when its failure count is due to be cleared."""

@@ -88,6 +88,10 @@ class ExitWatcher:
         # time poll() reports on it. The watcher thread closes retired fds between polls.
         self._retired: list[int] = []
         self._quiet: Callable[[], None] | None = None
+        # Set while the thread waits in poll(2), clear while it handles exits and retries: the
+        # periodic passes wait for it (wait_calm), so that a burst of restarts has the GIL.
+        self._calm = threading.Event()
+        self._calm.set()
         self._pidfds = hasattr(os, "pidfd_open")
         self._open_fds = 0
         self._warned = False
@@ -166,6 +170,13 @@ class ExitWatcher:
         with self._lock:
             self._quiet = callback
         self.wake()
+
+    def wait_calm(self, timeout: float) -> None:
+        """Return once the watcher thread is not handling exits or retries (at most ``timeout``
+        seconds): what a periodic pass calls between two names, to let a burst of restarts go
+        first. Costs one attribute read when the watcher is calm."""
+        if not self._calm.is_set():
+            self._calm.wait(timeout)
 
     def cancel(self, name: str) -> None:
         """Forget the pending ``after`` of ``name``, if any (its wake-up, if near, finds nothing)."""
@@ -261,13 +272,18 @@ class ExitWatcher:
                 break
             if woke and self._on_wake is not None:
                 self._call(self._on_wake)
-            if exited:
-                with self._lock:
-                    for name in exited:
-                        self._retire(self._entries.pop(name, []))
-                for name in sorted(exited):
-                    self._call(self._on_exit, name)
-            if not self._run_due() and idle:
+            self._calm.clear()
+            try:
+                if exited:
+                    with self._lock:
+                        for name in exited:
+                            self._retire(self._entries.pop(name, []))
+                    for name in sorted(exited):
+                        self._call(self._on_exit, name)
+                ran_due = self._run_due()
+            finally:
+                self._calm.set()
+            if not ran_due and idle:
                 self._run_quiet()
 
     def _run_due(self) -> bool:

@@ -237,3 +237,39 @@ def test_a_name_is_pinned_while_its_members_have_pidfds_and_the_watcher_thread_r
             w.stop()
         child.kill()
         child.wait()
+
+
+def test_wait_calm_returns_once_the_watcher_has_handled_the_exits() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def on_exit(name: str) -> None:
+        entered.set()
+        release.wait(10)
+
+    w = watcher.ExitWatcher(on_exit)
+    w.start()
+    child = sleeper()
+    try:
+        w.wait_calm(5)  # calm: returns at once
+        w.watch("web", [(child.pid, token(child.pid))])
+        child.kill()
+        child.wait()
+        assert entered.wait(5)
+        waited: list[bool] = []
+
+        def wait() -> None:
+            w.wait_calm(10)
+            waited.append(release.is_set())
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.1)
+        assert waited == []  # still waiting: the watcher is busy with the exit
+        release.set()
+        waiter.join(5)
+        assert waited == [True]
+    finally:
+        release.set()
+        w.stop()
+        child.kill()
+        child.wait()
