@@ -37,6 +37,7 @@ from bgr.health.state import observe as observe_health
 from bgr.models import Desired, ExitNote, Identity, ProcessRecord
 from bgr.paths import Layout, db_path, file_size, layout, validate_name
 from bgr.proc.cgroups import base as cgroup_base
+from bgr.proc.cgroups import create as create_cgroup
 from bgr.proc.cgroups import slow_joins as slow_cgroup_joins
 from bgr.proc.exits import describe_exit
 from bgr.proc.host import become_subreaper, boot_id, group_usage, is_alive, start_token
@@ -79,6 +80,7 @@ __all__ = [
     "check_probe",
     "check_spelling",
     "count_from",
+    "create_cgroup",
     "db_path",
     "describe_exit",
     "file_lock",

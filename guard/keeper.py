@@ -15,12 +15,14 @@ crash restart picks the new id first and writes the state with it, in the launch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -96,6 +98,10 @@ class Keeper:
         self._stable_at: dict[str, float] = {}  # when a run with failures counted clears them
         self._run_began: dict[str, tuple[str | None, float]] = {}  # a --cron run: instance, monotonic
         self._untidy: set[str] = set()  # restarted names whose dead instances' cgroups may remain
+        # Instance ids chosen ahead for a burst of exits, with their cgroups being made (prepare).
+        self._made: dict[str, tuple[str, Future[str | None]]] = {}
+        self._maker: ThreadPoolExecutor | None = None
+        self._cgroups = bgr.cgroup_base() is not None
         self.restarted = 0  # restarts done by this guard (for --once and the logs)
 
     # -- children and their exit codes -------------------------------------------------------
@@ -478,9 +484,9 @@ class Keeper:
         the name or has changed the row by now), and which the restart's first write records."""
         name = record.name
         started = policy.on_started(state, now=self.clock())
-        # The new id is chosen here, so the state written with the launch names its instance at
-        # once: no second write once it runs (this path is the crash -> running latency).
-        instance = bgr.new_instance()
+        # The new id is chosen here (or was, by prepare), so the state written with the launch
+        # names its instance at once: no second write once it runs (the crash -> running path).
+        instance = self._prepared(name)
         try:
             with self.connections.use() as reg:
                 launched = bgr.guard_restart(
@@ -520,6 +526,40 @@ class Keeper:
             self.take_code(record.pid)
             log.warning("%s: %s", record.name, state.reason)
 
+    def prepare(self, names: list[str]) -> None:
+        """Make the cgroups that restarting ``names`` (exits one wake-up found) will need, ahead,
+        in a thread of their own. Making a cgroup waits for the kernel's cgroup lock, which a new
+        instance joining its own cgroup holds for an RCU grace period (5-20 ms without
+        favordynmods): made one by one inside the restarts, a burst of 20 waited for it again and
+        again. The first name is restarted at once, so it makes its own. Ids a restart does not
+        use are forgotten at the next tidy, and their empty cgroups removed."""
+        if not self._cgroups or len(names) < 2:
+            return
+        try:
+            with self.connections.use() as reg:
+                registry_id = reg.registry_id
+        except BgrError:
+            return
+        if self._maker is None:
+            self._maker = ThreadPoolExecutor(1, thread_name_prefix="bgr-guard-cgroups")
+        with self._lock:
+            for name in names[1:]:
+                if name not in self._made:
+                    instance = bgr.new_instance()
+                    made = self._maker.submit(bgr.create_cgroup, registry_id, name, instance)
+                    self._made[name] = (instance, made)
+
+    def _prepared(self, name: str) -> str:
+        """The instance id for restarting ``name`` now: one prepare chose (once its cgroup is
+        made: the launch would otherwise wait on the kernel's lock itself), else a fresh one."""
+        with self._lock:
+            instance, made = self._made.pop(name, (None, None))
+        if instance is None or made is None:
+            return bgr.new_instance()
+        with contextlib.suppress(Exception):  # not made (refused, slow): the launch tries again
+            made.result(timeout=MAKE_WAY_MAX)
+        return instance
+
     def _tidy_later(self, name: str) -> None:
         with self._lock:
             self._untidy.add(name)
@@ -534,6 +574,8 @@ class Keeper:
         holds waits for the next time."""
         with self._lock:
             names, self._untidy = self._untidy, set()
+            names.update(self._made)  # chosen for restarts that did not come: their cgroups go too
+            self._made.clear()
         left = set()
         try:
             with self.connections.use() as reg:

@@ -161,7 +161,11 @@ class GuardService:
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         self.watcher = ExitWatcher(
-            self._exited, on_wake=self._woken, on_due=self._retry, poll_interval=options.poll_interval
+            self._exited,
+            on_wake=self._woken,
+            on_due=self._retry,
+            on_burst=self._burst,
+            poll_interval=options.poll_interval,
         )
         self.hooks = Hooks(options.on_event)
         self.keeper = Keeper(
@@ -284,6 +288,10 @@ class GuardService:
     def _exited(self, name: str) -> None:
         if not self.stopping.is_set():
             self.keeper.gate.poke(name)
+
+    def _burst(self, names: list[str]) -> None:
+        if not self.stopping.is_set():
+            self.keeper.prepare(names)
 
     def _schedule_retry(self, name: str, delay: float) -> None:
         if not self.stopping.is_set():

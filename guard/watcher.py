@@ -54,7 +54,8 @@ class _Entry:
 
 
 class ExitWatcher:
-    """Calls ``on_exit(name)`` (in the watcher thread) when a process watched for ``name`` exits.
+    """Calls ``on_exit(name)`` (in the watcher thread) when a process watched for ``name`` exits;
+    when one wake-up finds several, ``on_burst(names)`` first, with all of them.
 
     ``watch(name, members)`` replaces the set watched for a name; a member already dead fires at
     once. After firing, a name is no longer watched until ``watch`` is called again. ``wake()``
@@ -69,12 +70,14 @@ class ExitWatcher:
         *,
         on_wake: Callable[[], None] | None = None,
         on_due: Callable[[str], None] | None = None,
+        on_burst: Callable[[list[str]], None] | None = None,
         poll_interval: float = 0.05,
         clock: policy.Clock = policy.boot_clock,
     ) -> None:
         self._on_exit = on_exit
         self._on_wake = on_wake
         self._on_due = on_due
+        self._on_burst = on_burst
         self._deadlines = Deadlines(clock)
         self._poll_ms = max(1, round(poll_interval * 1000))
         self._lock = threading.Lock()
@@ -278,7 +281,10 @@ class ExitWatcher:
                     with self._lock:
                         for name in exited:
                             self._retire(self._entries.pop(name, []))
-                    for name in sorted(exited):
+                    names = sorted(exited)
+                    if len(names) > 1 and self._on_burst is not None:
+                        self._call(self._on_burst, names)
+                    for name in names:
                         self._call(self._on_exit, name)
                 ran_due = self._run_due()
             finally:
@@ -350,7 +356,7 @@ class ExitWatcher:
             exited.update(e.name for e in fired if any(e is x for x in self._entries.get(e.name, ())))
         return woke, exited, not ready and not fired
 
-    def _call(self, func: Callable[..., None], *args: str) -> None:
+    def _call(self, func: Callable[..., None], *args: str | list[str]) -> None:
         try:
             func(*args)
         except Exception:

@@ -283,3 +283,41 @@ def test_a_crash_loop_leaves_no_cgroup_per_restart(guard: Callable[..., Guard]) 
         registry_id = reg.registry_id
     # The running instance's cgroup, and at most the one that just died: not one per restart.
     assert len(cgroups.of_name(registry_id, "loop")) <= 2
+
+
+def test_a_burst_of_exits_gets_its_cgroups_made_ahead_and_unused_ones_are_tidied(tmp_path: Path) -> None:
+    from bgr.proc import cgroups
+    from bgr.store import open_registry
+    from guard.watcher import ExitWatcher
+
+    if cgroups.base() is None:
+        pytest.skip("bgr makes no cgroups here (BGR_CGROUP=off, or no writable cgroup v2 tree)")
+    for name in ("a", "b", "c"):
+        start_cli(name, "sleep 300")
+    with open_registry() as reg:
+        registry_id = reg.registry_id
+    watcher = ExitWatcher(lambda name: None)
+    keeper = Keeper(GuardOptions(Target(TargetKind.ALL), interval=5), watcher=watcher)
+    try:
+        time.sleep(1.1)  # a run past restart_at_once_after: each death is restarted at once
+        old = {name: kill_instance(name) for name in ("a", "b", "c")}
+        wait_for(lambda: not any(record_alive(must(n)) for n in old), what="all three dead")
+        keeper.prepare(["a", "b", "c"])
+        ahead = {name: keeper._made[name][0] for name in ("b", "c")}  # "a" is restarted first
+        assert "a" not in keeper._made
+        made = [cgroups.instance_path(registry_id, name, ahead[name]) for name in ("b", "c")]
+        wait_for(lambda: all(path is not None and os.path.isdir(path) for path in made), what="their cgroups")
+        keeper.check("a")
+        keeper.check("b")
+        assert restarted_since("a", old["a"]) and restarted_since("b", old["b"])
+        assert must("b").instance == ahead["b"]
+        assert must("b").cgroup == cgroups.instance_path(registry_id, "b", ahead["b"])
+        # "c" is not restarted (as in a backoff): the next tidy forgets the id chosen for it and
+        # removes the cgroup made for it, and no other.
+        made_for_c = cgroups.instance_path(registry_id, "c", ahead["c"])
+        keeper.tidy()
+        assert keeper._made == {}
+        assert made_for_c is not None and not os.path.exists(made_for_c)
+        assert cgroups.of_name(registry_id, "b") == [must("b").cgroup]
+    finally:
+        watcher.stop()

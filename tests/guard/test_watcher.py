@@ -273,3 +273,28 @@ def test_wait_calm_returns_once_the_watcher_has_handled_the_exits() -> None:
         w.stop()
         child.kill()
         child.wait()
+
+
+def test_a_wake_up_that_finds_several_exits_announces_them_all_first() -> None:
+    calls: list[object] = []
+    release = threading.Event()
+
+    def on_exit(name: str) -> None:
+        release.wait(10)
+        calls.append(name)
+
+    w = watcher.ExitWatcher(on_exit, on_burst=lambda names: calls.append(list(names)))
+    children = [sleeper() for _ in range(3)]
+    try:
+        for i, child in enumerate(children):
+            w.watch(f"p{i}", [(child.pid, token(child.pid))])
+        for child in children:
+            child.kill()
+            child.wait()
+        w.start()  # all three are dead before the first poll: one wake-up finds them together
+        release.set()
+        wait_for(lambda: len(calls) == 4, timeout=5.0)
+        assert calls == [["p0", "p1", "p2"], "p0", "p1", "p2"]
+    finally:
+        release.set()
+        w.stop()
