@@ -198,13 +198,8 @@ def test_when_quiet_runs_once_in_the_watcher_thread_after_the_exits_that_were_du
     ran: list[tuple[str, str, list[str]]] = []
     w = watcher.ExitWatcher(on_exit)
     w.start()
-    children = [sleeper() for _ in range(3)]
     try:
-        for i, child in enumerate(children):
-            w.watch(f"p{i}", [(child.pid, token(child.pid))])
-        for child in children:
-            child.kill()
-            child.wait()
+        watch_dead(w, 3)
         # Dead before the callbacks are asked for: their exits come first, whatever the timing.
         w.when_quiet(lambda: ran.append(("first", threading.current_thread().name, list(seen))))
         w.when_quiet(lambda: ran.append(("second", threading.current_thread().name, list(seen))))
@@ -215,9 +210,6 @@ def test_when_quiet_runs_once_in_the_watcher_thread_after_the_exits_that_were_du
     finally:
         release.set()
         w.stop()
-        for child in children:
-            child.kill()
-            child.wait()
 
 
 def test_a_name_is_pinned_while_its_members_have_pidfds_and_the_watcher_thread_runs() -> None:
@@ -277,24 +269,21 @@ def test_wait_calm_returns_once_the_watcher_has_handled_the_exits() -> None:
 
 def test_a_wake_up_that_finds_several_exits_announces_them_all_first() -> None:
     calls: list[object] = []
-    release = threading.Event()
-
-    def on_exit(name: str) -> None:
-        release.wait(10)
-        calls.append(name)
-
-    w = watcher.ExitWatcher(on_exit, on_burst=lambda names: calls.append(list(names)))
-    children = [sleeper() for _ in range(3)]
+    w = watcher.ExitWatcher(calls.append, on_burst=lambda names: calls.append(list(names)))
     try:
-        for i, child in enumerate(children):
-            w.watch(f"p{i}", [(child.pid, token(child.pid))])
-        for child in children:
-            child.kill()
-            child.wait()
+        watch_dead(w, 3)
         w.start()  # all three are dead before the first poll: one wake-up finds them together
-        release.set()
         wait_for(lambda: len(calls) == 4, timeout=5.0)
         assert calls == [["p0", "p1", "p2"], "p0", "p1", "p2"]
     finally:
-        release.set()
         w.stop()
+
+
+def watch_dead(w: watcher.ExitWatcher, count: int) -> None:
+    """Watch ``count`` processes as p0, p1, ... and have them all dead (and reaped) on return."""
+    children = [sleeper() for _ in range(count)]
+    for i, child in enumerate(children):
+        w.watch(f"p{i}", [(child.pid, token(child.pid))])
+    for child in children:
+        child.kill()
+        child.wait()
