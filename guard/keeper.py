@@ -57,6 +57,9 @@ BUSY_RETRY = 0.1
 # The longest a periodic pass waits for the exit watcher between two names (a burst of restarts
 # takes a few ms each): the pass goes on, slower, even if exits never stop coming.
 MAKE_WAY_MAX = 1.0
+# The longest a restart waits for the cgroup prepare() is making for it; past that, the launch
+# makes it itself.
+PREPARED_WAIT = 1.0
 
 
 class Keeper:
@@ -557,7 +560,7 @@ class Keeper:
         if instance is None or made is None:
             return bgr.new_instance()
         with contextlib.suppress(Exception):  # not made (refused, slow): the launch tries again
-            made.result(timeout=MAKE_WAY_MAX)
+            made.result(timeout=PREPARED_WAIT)
         return instance
 
     def _tidy_later(self, name: str) -> None:
@@ -572,6 +575,7 @@ class Keeper:
         its cgroup (the kernel's cgroup lock), so a burst of restarts would wait on it. The exit
         watcher runs this once it is quiet, the interval check too; a name that a bgr command
         holds waits for the next time."""
+        self.make_way()  # from the interval check: not in the middle of a burst
         with self._lock:
             names, self._untidy = self._untidy, set()
             names.update(self._made)  # chosen for restarts that did not come: their cgroups go too

@@ -15,7 +15,10 @@ spacing whatever the wall clock does, and the watcher never waits on the schedul
 The pidfds stay registered with one ``poll`` object between wake-ups (only what changed is
 registered or removed), so a wake-up costs the same with 1000 processes watched as with one.
 Housekeeping that must not delay a burst of restarts (removing dead instances' cgroups) waits for
-a quiet moment: ``when_quiet(callback)`` runs it once a poll has found nothing for ``QUIET``.
+a quiet moment: ``when_quiet(callback)`` runs it once a poll has found nothing for ``QUIET``;
+the periodic passes, in other threads, wait while it handles exits (``wait_calm``); and when one
+wake-up finds several exits, ``on_burst`` hears of all of them first, so that what their restarts
+will need can be made ahead (guard/keeper.py: their cgroups).
 """
 
 from __future__ import annotations
