@@ -14,6 +14,7 @@ from bgr.cli.funnel import run_program
 from bgr.cli.parse import check_spelling, parse, unmatched_names
 from bgr.cli.table import Table, flag, positional, value
 from bgr.core.launch import (
+    ExitNote,
     follow_daemon,
     follow_in,
     guard_replace,
@@ -34,7 +35,7 @@ from bgr.health.schedule import next_time as next_cron_time
 from bgr.health.state import HealthState
 from bgr.health.state import from_dict as read_health_state
 from bgr.health.state import observe as observe_health
-from bgr.models import Desired, ExitNote, Identity, ProcessRecord
+from bgr.models import Desired, Identity, ProcessRecord
 from bgr.paths import Layout, db_path, file_size, layout, validate_name
 from bgr.proc.cgroups import base as cgroup_base
 from bgr.proc.cgroups import create as create_cgroup

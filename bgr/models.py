@@ -65,14 +65,6 @@ class Identity(Record):
     cgroup: str | None = None  # the instance's own cgroup, where bgr could make one
 
 
-class ExitNote(Record):
-    """How bgr-guard saw an instance end: recorded with the restart that follows, in one write."""
-
-    code: int | None  # None: not known (the guard was not its parent)
-    at: float  # wall clock, as ``stopped_at``
-    detail: str  # for the "exited" event: "killed by signal 9 (SIGKILL) after 3.0s"
-
-
 class Scan(Record):
     """What one pass over the process table saw (``bgr.proc.host.scan``)."""
 

@@ -118,14 +118,15 @@ class Keeper:
                 self._codes.update((pid, (code, now)) for pid, code in reaped.items())
 
     def take_code(self, pid: int | None) -> int | None:
+        """The exit code of our child ``pid``, if reaped, used up."""
+        code = self.peek_code(pid)
         with self._lock:
-            code, _ = self._codes.pop(pid, (None, 0.0)) if pid is not None else (None, 0.0)
+            self._codes.pop(pid or 0, None)
         return code
 
     def peek_code(self, pid: int | None) -> int | None:
         with self._lock:
-            code, _ = self._codes.get(pid, (None, 0.0)) if pid is not None else (None, 0.0)
-        return code
+            return self._codes.get(pid or 0, (None, 0.0))[0]
 
     def prune_codes(self, older_than: float = CODE_TTL) -> None:
         """Forget exit codes nobody asked for (children replaced by a full restart)."""
@@ -559,7 +560,7 @@ class Keeper:
             instance, made = self._made.pop(name, (None, None))
         if instance is None or made is None:
             return bgr.new_instance()
-        with contextlib.suppress(Exception):  # not made (refused, slow): the launch tries again
+        with contextlib.suppress(TimeoutError):  # slow: the launch makes (or waits for) it itself
             made.result(timeout=PREPARED_WAIT)
         return instance
 

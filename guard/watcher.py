@@ -174,8 +174,9 @@ class ExitWatcher:
         """Call ``callback`` (in the watcher thread) once nothing has happened for ``QUIET``
         seconds; a second call before then replaces the first."""
         with self._lock:
-            self._quiet = callback
-        self.wake()
+            first, self._quiet = self._quiet is None, callback
+        if first:  # a poll already waiting for quiet has the right timeout: no need to wake it
+            self.wake()
 
     def wait_calm(self, timeout: float) -> None:
         """Return once the watcher thread is not handling exits or retries (at most ``timeout``

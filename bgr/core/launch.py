@@ -23,7 +23,6 @@ from bgr.core.queries import is_running
 from bgr.errors import AlreadyRunning, BgrError, LockHeld, PortInUse
 from bgr.models import (
     Desired,
-    ExitNote,
     FreedPort,
     Identity,
     ProcessInfo,
@@ -35,11 +34,23 @@ from bgr.models import (
 from bgr.proc import cgroups, host, identity, spawn, stopper
 from bgr.proc.locks import name_lock
 from bgr.proc.stopper import DEFAULT_GRACE
+from bgr.record import Record
 from bgr.store import Registry, open_registry
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any, TypeGuard
+
+
+class ExitNote(Record):
+    """How bgr-guard saw an instance end: recorded with the restart that follows, in one write.
+    Defined here, not in bgr.models: only the guard's restarts use it, and every record class in
+    bgr.models is built by every ``bgr`` call."""
+
+    code: int | None  # None: not known (the guard was not its parent)
+    at: float  # wall clock, as ``stopped_at``
+    detail: str  # for the "exited" event: "killed by signal 9 (SIGKILL) after 3.0s"
+
 
 STARTUP_WINDOW = startup.STARTUP_WINDOW
 # Backups of the logs a (re)start moves aside, kept per name and stream (bgr-guard --keep, too).

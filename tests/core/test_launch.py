@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ import pytest
 import bgr
 from bgr import store
 from bgr.core import launch
+from bgr.core.launch import ExitNote
 from bgr.errors import AlreadyRunning, BgrError, LockHeld, RegistryError, SpawnError
-from bgr.models import ExitNote, StartRequest, Status
+from bgr.models import StartRequest, Status
 from bgr.proc.locks import name_lock
 from tests.support import (
     GRACE,
@@ -374,8 +376,11 @@ def test_guard_restart_records_the_exit_in_its_first_write_and_leaves_old_cgroup
 def test_guard_restart_never_waits_for_a_name_a_bgr_command_holds(tmp_path: Path) -> None:
     first = _killed("g", tmp_path)
     with store.open_registry() as reg, name_lock(reg.layout, "g"):
+        began = time.monotonic()
         with pytest.raises(LockHeld):
             launch.guard_restart("g", first.record.instance, reg=reg, guard_state={})
+        # At once, not after a lock timeout (a bgr command's is 30 s): a loose bound for slow hosts.
+        assert time.monotonic() - began < 5
         assert not launch.tidy_cgroups("g", reg=reg)
     assert bgr.get("g").status is not Status.RUNNING  # nothing was started meanwhile
 
