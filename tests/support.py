@@ -72,39 +72,49 @@ def wait_for(
 # isolation: a private state directory per test, and no process left behind
 
 
-def processes_with_env(key: str, value: str) -> list[int]:
-    """PIDs (not zombies) whose environment holds ``key=value``."""
-    needle = f"{key}={value}".encode()
+def processes_with_env(key: str, value: str, **also: str) -> list[int]:
+    """PIDs (not zombies) whose environment holds ``key=value`` (and each of ``also``), as one
+    read of each environment shows it."""
+    wanted = {key: value, **also}
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             environ = _live_environ(int(entry))
-            if environ is not None and needle in environ.split(b"\0"):
+            if environ is not None and wanted.items() <= _parse_environ(environ).items():
                 found.append(int(entry))
     return found
 
 
+def _parse_environ(raw: bytes) -> dict[str, str]:
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
 def _live_environ(pid: int) -> bytes | None:
     """The environment of ``pid``, None for a zombie or a process that is gone."""
-    for _ in range(_EXEC_LOOKS):
+    deadline = time.monotonic() + _EXEC_WAIT
+    while True:
         try:
             with open(f"/proc/{pid}/environ", "rb") as fh:
                 environ = fh.read()
             with open(f"/proc/{pid}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read(1)
         except OSError:
             return None
         if fields[0] in (b"Z", b"X"):
             return None
-        # A process in the middle of an exec shows an empty environment until the kernel has
-        # placed the new one (a launcher becoming its program); kernel threads have none at all.
-        if environ or int(fields[6]) & _PF_KTHREAD:
+        # A process in the middle of an exec (a launcher becoming its program) shows neither
+        # arguments nor environment until the kernel has placed the new ones, and on a loaded
+        # machine it can stay there for a while: look again. A process with arguments but no
+        # environment (env -i) or a kernel thread is what it is.
+        if environ or cmdline or int(fields[6]) & _PF_KTHREAD or time.monotonic() > deadline:
             return environ
         time.sleep(0.005)
-    return b""
 
 
-_EXEC_LOOKS = 20
+_EXEC_WAIT = 2.0
 _PF_KTHREAD = 0x00200000
 
 
@@ -356,20 +366,18 @@ def session_of(pid: int) -> int:
 
 
 def environ_of(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {key: value for key, _, value in pairs}
+    """The environment of ``pid`` (waiting out an exec in progress); OSError when it is gone."""
+    raw = _live_environ(pid)
+    if raw is None:
+        raise ProcessLookupError(f"process {pid} is gone")
+    return _parse_environ(raw)
 
 
 def managed(name: str) -> list[int]:
     """Live processes started by this test's bgr as ``name`` (other tests may use the same name)."""
-    home = os.environ["BGR_HOME"]
-    found = []
-    for pid in processes_with_env("BGR_NAME", name):
-        with contextlib.suppress(OSError):
-            if environ_of(pid).get("BGR_HOME") == home:
-                found.append(pid)
-    return found
+    # One read of each environment for both keys: a second read could catch a launcher in the
+    # middle of becoming its program, as a test looking right after a start often does.
+    return processes_with_env("BGR_NAME", name, BGR_HOME=os.environ["BGR_HOME"])
 
 
 def free_port() -> int:
