@@ -6,7 +6,6 @@ the text a program would expect to read from its environment; see ``flatten`` fo
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
@@ -41,6 +40,8 @@ def env_name(parts: tuple[str, ...]) -> str:
 
 def _display_key(parts: tuple[str, ...]) -> str:
     """A key path as TOML would write it (``server.port``, ``a."b c"``), for error messages."""
+    import json  # on errors only: json imports re, the costliest import of a start
+
     return ".".join(
         p if p and set(p) <= _BARE_KEY_CHARS else json.dumps(p, ensure_ascii=False) for p in parts
     )
@@ -80,6 +81,8 @@ def _value(value: object, parts: tuple[str, ...]) -> str:
     if isinstance(value, list):
         if any(isinstance(item, list | dict) for item in value):
             # Structure would be lost by comma-joining; JSON keeps it for the program to parse.
+            import json  # here: json imports re, the costliest import of a start
+
             try:
                 return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
             except (TypeError, ValueError) as exc:

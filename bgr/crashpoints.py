@@ -9,7 +9,8 @@ that the registry cannot account for (see ``bgr.core.launch.recover``).
 from __future__ import annotations
 
 import os
-import signal
+
+from bgr import signals
 
 VARIABLE = "BGR_CRASH_AT"
 POINTS = (
@@ -23,4 +24,4 @@ POINTS = (
 def reached(point: str) -> None:
     """Die here if ``$BGR_CRASH_AT`` names this point."""
     if os.environ.get(VARIABLE) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signals.SIGKILL)

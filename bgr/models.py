@@ -13,21 +13,21 @@ otherwise leak through a shared default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from enum import StrEnum
 from types import MappingProxyType
 
+from bgr.choice import Choice
 from bgr.record import Record
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 # The one shared empty default of the Mapping fields: read-only, so no record can change another's.
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class Status(StrEnum):
+class Status(Choice):
     """What a user sees in the STATUS column and in ``--json``."""
 
     RUNNING = "running"
@@ -41,7 +41,7 @@ class Status(StrEnum):
     SCHEDULED = "scheduled"  # a --cron job between two runs
 
 
-class Desired(StrEnum):
+class Desired(Choice):
     """What the user last asked for. The guard only restarts rows that should be running."""
 
     RUNNING = "running"

@@ -16,14 +16,15 @@ mypy treats any name ``TYPE_CHECKING`` as true.
 
 from __future__ import annotations
 
-from collections import _tuplegetter  # type: ignore[attr-defined]
-
 __all__ = ["Record"]
 
 TYPE_CHECKING = False  # mypy treats this name as True
 if TYPE_CHECKING:
     from typing import NamedTuple as Record
 else:
+    # The field accessor namedtuple uses, from its C module: ``collections`` itself imports more.
+    from _collections import _tuplegetter
+
     # Names a class body may not define, because the tuple machinery uses them.
     _RESERVED = frozenset(
         {"__new__", "__init__", "__slots__", "__getnewargs__", "_fields", "_make", "_asdict", "_replace"}

@@ -14,12 +14,9 @@ to record later (:mod:`bgr.pending`).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import stat
 import time
-from collections.abc import Iterator
 
 # The sqlite3 package is this C module plus date/time adapters bgr never uses, whose import of
 # datetime every call would pay (bench/); everything used here (connect, Connection, Row, Error) is the C
@@ -29,12 +26,13 @@ try:
 except ImportError:  # pragma: no cover
     import sqlite3  # type: ignore[no-redef]
 
-from bgr import paths
+from bgr import jsontext, paths
 from bgr.errors import NoRegistry, NotFound, RegistryError, RegistryFull
 from bgr.models import Desired, ProcessRecord
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from types import TracebackType
     from typing import Any
 
 EVENTS_KEPT = 50
@@ -125,9 +123,9 @@ def _to_row(record: ProcessRecord) -> tuple[Any, ...]:
         value = getattr(record, column)
         if column in _DICT_FIELDS:
             # Records hold read-only views (MappingProxyType, tuples); JSON wants dicts and lists.
-            value = json.dumps(dict(value), separators=(",", ":"))
+            value = jsontext.dumps(dict(value))
         elif column in _LIST_FIELDS:
-            value = json.dumps(list(value), separators=(",", ":"))
+            value = jsontext.dumps(list(value))
         elif isinstance(value, bool):
             value = int(value)
         values.append(value)
@@ -137,9 +135,9 @@ def _to_row(record: ProcessRecord) -> tuple[Any, ...]:
 def _from_row(row: tuple[Any, ...]) -> ProcessRecord:
     data: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
     for column in _DICT_FIELDS:
-        data[column] = json.loads(data[column])
+        data[column] = jsontext.loads(data[column])
     for column in _LIST_FIELDS:
-        data[column] = tuple(json.loads(data[column]))
+        data[column] = tuple(jsontext.loads(data[column]))
     data["members"] = tuple((int(pid), str(token)) for pid, token in data["members"])
     data["fetch"] = bool(data["fetch"])
     data["desired"] = Desired(data["desired"])
@@ -212,6 +210,45 @@ def _translate(exc: sqlite3.Error, path: str) -> RegistryError:
             )
         return RegistryError(f"cannot open registry {path}; check that its directory exists")
     return RegistryError(f"registry {path}: {text}")
+
+
+class _Transaction:
+    """``with registry.transaction() as conn``: commits when the block ends, rolls back when it raises.
+
+    A class rather than ``contextlib.contextmanager``: importing contextlib (with collections and
+    functools) is milliseconds of every ``bgr`` call (``bench/``).
+    """
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def __enter__(self) -> sqlite3.Connection:
+        registry = self._registry
+        if registry.full is not None:
+            raise registry.full
+        try:
+            registry._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, registry.path) from exc
+        return registry._conn
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        registry = self._registry
+        if exc is None:
+            try:
+                registry._conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                registry._rollback()
+                raise _translate(error, registry.path) from error
+            return
+        registry._rollback()
+        if isinstance(exc, sqlite3.Error):
+            # A write inside the block (read-only file, full disk) is the registry's fault, not a bug.
+            raise _translate(exc, registry.path) from exc
 
 
 class Registry:
@@ -364,30 +401,16 @@ class Registry:
             self._id = str(rows[0][0]) if rows else ""
         return self._id
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """``BEGIN IMMEDIATE`` … ``COMMIT``: the write lock is taken up front, so no deadlock upgrade."""
-        if self.full is not None:
-            raise self.full
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
-        try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            # A write inside the block (read-only file, full disk) is the registry's fault, not a bug.
-            self._rollback()
-            raise _translate(exc, self.path) from exc
-        except BaseException:
-            self._rollback()
-            raise
+        return _Transaction(self)
 
     def _rollback(self) -> None:
         # After some errors SQLite has already rolled back: a second ROLLBACK must not mask the first.
-        with contextlib.suppress(sqlite3.Error):
+        try:  # noqa: SIM105 (contextlib.suppress: an import of contextlib on every call)
             self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
@@ -488,8 +511,10 @@ class Registry:
             row = conn.execute("SELECT events FROM processes WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return
-            events = append_event(tuple(json.loads(row[0])), kind, detail)
-            conn.execute("UPDATE processes SET events = ? WHERE name = ?", (json.dumps(list(events)), name))
+            events = append_event(tuple(jsontext.loads(row[0])), kind, detail)
+            conn.execute(
+                "UPDATE processes SET events = ? WHERE name = ?", (jsontext.dumps(list(events)), name)
+            )
 
     def delete(self, name: str) -> bool:
         with self.transaction() as conn:

@@ -7,14 +7,16 @@ UsageError. Sizes are powers of 1024 in both directions (``10M`` is 10 MiB, and 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from bgr.errors import UsageError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Not math.inf: math is a shared library of its own, loaded by every bgr call for two comparisons.
 _INFINITY = float("inf")
-# Compiled on first use: every bgr call imports this module, few parse a size or a duration.
+# Matched with ``re`` imported on first use: every bgr call imports this module, few parse a size
+# or a duration, and ``re`` is the costliest import of a bgr call.
 _SIZE = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*"
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _DURATION = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*"
@@ -23,6 +25,8 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 def parse_size(text: str) -> int:
     """Parse "100", "512K", "10M", "1.5G", "10MB", "10MiB" (case-insensitive, powers of 1024)."""
+    import re
+
     match = re.fullmatch(_SIZE, text, re.IGNORECASE)
     if match is None or (match[3] and match[3].lower() == "ib" and not match[2]):
         raise UsageError(
@@ -48,6 +52,8 @@ def format_size(num_bytes: float | None) -> str:
 
 def parse_duration(text: str, option: str = "duration") -> float:
     """``"30"`` / ``"0.5"`` (seconds), ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h"``, ``"1d"`` → seconds > 0."""
+    import re
+
     match = re.fullmatch(_DURATION, text, re.IGNORECASE)
     if match is None:
         raise UsageError(f"{option} takes a duration such as 30, 0.5, 90s, 5m or 1h, not {text!r}")

@@ -143,6 +143,21 @@ def test_names_are_validated_before_anything_is_touched(bgr_home: Path) -> None:
     assert not bgr_home.exists()
 
 
+def test_the_name_rule_is_the_documented_pattern_over_every_kind_of_character() -> None:
+    """is_valid_name uses sets (no ``re`` on the hot path); it must accept exactly the names of
+    the documented pattern: an ASCII letter or digit, then up to 63 of those or '.', '_', '-'."""
+    import re
+
+    pattern = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+    # Every character up to U+024F and samples beyond (other digits and letters, space, controls).
+    beyond = ["\u0661", "\u00b2", "\u00df", "\u0130", "\u212a", "\u65e5", "\U0001f642", "\u2028"]
+    characters = [chr(c) for c in range(0x250)] + beyond
+    names = characters + [f"a{c}" for c in characters] + [f"{c}a" for c in characters]
+    names += ["", ".", "..", "a" * 64, "a" * 65, "A.b_c-9", "9" * 64 + "-", "a..b", "a-"]
+    for name in names:
+        assert paths.is_valid_name(name) is (pattern.fullmatch(name) is not None), repr(name)
+
+
 # --------------------------------------------------------------------------------------------
 # the registry and log paths: defaults, DB_NAME, --db, --stdout/--stderr
 

@@ -9,12 +9,11 @@ both programs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from bgr.cli import funnel
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import NoReturn
 
 

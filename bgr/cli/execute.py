@@ -7,7 +7,6 @@ inside the functions that change something, so a listing never pays for it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 from bgr import __version__, paths
 from bgr.cli import output, rules
@@ -15,6 +14,10 @@ from bgr.cli.options import TABLE
 from bgr.core import queries
 from bgr.errors import BgrError, Interrupted, NoRegistry, RegistryError, StopError
 from bgr.models import StartResult, Status, StopResult
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def execute(command: rules.Command) -> int:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
 
+from bgr import jsontext
 from bgr.errors import BgrError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
 
@@ -68,10 +69,8 @@ def _json_escape(error: UnicodeError) -> tuple[str, int]:
         raise error
     # JSON's own \uXXXX escapes (surrogate pairs beyond the BMP): the JSON output stays valid and
     # lossless, and the table stays readable. Non-ASCII text only ever occurs inside JSON strings.
-    import json
-
     text = error.object[error.start : error.end]
-    return "".join(json.dumps(char)[1:-1] for char in text), error.end
+    return "".join(jsontext.dumps(char)[1:-1] for char in text), error.end
 
 
 def _tolerant_stdout() -> None:

@@ -7,18 +7,18 @@ one place that writes a result to stdout.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 
+from bgr import jsontext
 from bgr.errors import BgrError
 from bgr.models import FreedPort, ProcessInfo, ProcessRecord, StartResult, Status, StopResult
 from bgr.units import format_size
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 _COLOURS = {
@@ -170,7 +170,7 @@ def next_run_text(record: ProcessRecord) -> str:
 
 
 def to_json(payload: Any) -> str:
-    return json.dumps(payload, indent=2, ensure_ascii=False)
+    return jsontext.dumps_indented(payload)
 
 
 def _paint(text: str, status: Status, colour: bool) -> str:

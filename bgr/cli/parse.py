@@ -14,13 +14,12 @@ destructive flag, so long options are accepted only in full; and its errors show
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from bgr.cli.table import Table
 from bgr.errors import UsageError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 _UNMATCHED = "Warning: found unmatched"

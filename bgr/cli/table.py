@@ -10,12 +10,11 @@ option is one field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-
 from bgr.record import Record
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
 FLAG, VALUE, MANY, POSITIONAL, POSITIONALS = "flag", "value", "many", "positional", "positionals"

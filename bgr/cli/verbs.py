@@ -8,10 +8,12 @@ name, taken literally (not a verb, and not the word ``all``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from bgr.cli.table import Table
 from bgr.record import Record
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # verb → the option it stands for ("" for none: the list, or one process's details).
 VERBS = {

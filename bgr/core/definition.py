@@ -8,7 +8,6 @@ history each row keeps (``with_event``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 
 from bgr import paths
@@ -20,7 +19,15 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
     from typing import Any
 
-ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# An environment variable name a shell can use: an ASCII letter or '_', then also digits. Sets, not
+# a regular expression: ``re`` is the costliest import of a start.
+_ENV_KEY_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_ENV_KEY_CHARS = _ENV_KEY_START | frozenset("0123456789")
+
+
+def is_env_key(key: str) -> bool:
+    """Whether ``key`` is a valid environment variable name (``[A-Za-z_][A-Za-z0-9_]*``)."""
+    return bool(key) and key[0] in _ENV_KEY_START and _ENV_KEY_CHARS.issuperset(key)
 
 
 def with_event(record: ProcessRecord | None, kind: str, detail: str = "") -> tuple[Mapping[str, Any], ...]:
@@ -35,7 +42,7 @@ def _check_directory(directory: str) -> None:
 
 def _check_env(env: Mapping[str, str]) -> None:
     for key in env:
-        if not ENV_KEY.fullmatch(key):
+        if not is_env_key(key):
             raise UsageError(f"invalid environment variable name {key!r} in --env")
 
 

@@ -10,11 +10,10 @@ lines (desired=stopped, the row forgotten) and zeroes the file again.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 
-from bgr import paths
+from bgr import jsontext, paths
 from bgr.errors import RegistryError
 from bgr.models import Desired
 from bgr.store import Registry, append_event
@@ -43,7 +42,7 @@ def prepare(layout: paths.Layout) -> None:
 
 def note(layout: paths.Layout, op: str, name: str, instance: str | None) -> bool:
     """Keep one thing to record later (``op``: "stop" or "delete"); False if there is no room."""
-    line = json.dumps({"op": op, "name": name, "instance": instance, "at": time.time()}).encode() + b"\n"
+    line = jsontext.dumps({"op": op, "name": name, "instance": instance, "at": time.time()}).encode() + b"\n"
     try:
         fd = paths.open_private(_path(layout), os.O_RDWR)
     except OSError:
@@ -71,7 +70,7 @@ def replay(reg: Registry) -> list[str]:
         data = os.pread(fd, SIZE, 0).split(b"\0", 1)[0]
         if not data:
             return []
-        entries = [json.loads(line) for line in data.splitlines() if line.strip()]
+        entries = [jsontext.loads(line.decode()) for line in data.splitlines() if line.strip()]
         try:
             done = [_apply(reg, entry) for entry in entries]
         except RegistryError:

@@ -8,15 +8,17 @@ module imports none of the spawn, lock and stop machinery, and psutil only for o
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Sequence
 
 from bgr import paths
 from bgr.errors import LockHeld, NoRegistry, NotFound, RegistryError
 from bgr.models import Desired, ProcessInfo, ProcessRecord, Status
 from bgr.proc import host, identity
 from bgr.store import Registry, open_registry
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def _record_pending(reg: Registry) -> None:
@@ -39,12 +41,15 @@ def settled(reg: Registry, record: ProcessRecord) -> ProcessRecord:
     from bgr.core import launch
     from bgr.proc.locks import name_lock
 
-    with contextlib.suppress(LockHeld, RegistryError), name_lock(reg.layout, record.name, timeout=0):
-        current = reg.get(record.name)
-        if current is not None and current.intent:
-            return launch.recover(reg, current) or record
-        if current is not None:
-            return launch.follow_in(reg, current) or current
+    try:
+        with name_lock(reg.layout, record.name, timeout=0):
+            current = reg.get(record.name)
+            if current is not None and current.intent:
+                return launch.recover(reg, current) or record
+            if current is not None:
+                return launch.follow_in(reg, current) or current
+    except (LockHeld, RegistryError):
+        pass
     return record
 
 
@@ -105,8 +110,10 @@ def remember_ports(reg: Registry, info: ProcessInfo) -> None:
     record = info.record
     seen = set(record.seen_ports) | set(info.ports)
     if seen != set(record.seen_ports):
-        with contextlib.suppress(RegistryError):
+        try:  # noqa: SIM105 (contextlib.suppress: an import of contextlib on every call)
             reg.update(record.name, instance=record.instance, seen_ports=tuple(sorted(seen)))
+        except RegistryError:
+            pass
 
 
 def list_processes(

@@ -227,7 +227,7 @@ def sweep_locks(reg: Registry) -> None:
     known = set(reg.names())
     for entry in entries:
         name = entry.removesuffix(".lock")
-        if not entry.endswith(".lock") or not paths.NAME_PATTERN.fullmatch(name) or name in known:
+        if not entry.endswith(".lock") or not paths.is_valid_name(name) or name in known:
             continue
         with contextlib.suppress(LockHeld, OSError), name_lock(reg.layout, name, timeout=0) as held:
             if reg.get(name) is None:

@@ -10,10 +10,12 @@ registry row gives one with ``record.identity``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from bgr.models import Identity, Scan
 from bgr.proc import host
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 INSTANCE_KEY = "BGR_INSTANCE"
 OWNER_KEY = "BGR_OWNER"

@@ -9,13 +9,13 @@ A start token is the boot id plus the start time in clock ticks (field 22 of
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from functools import cache
 
 from bgr.record import Record
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see bgr/record.py
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from bgr.models import Scan
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -44,19 +44,18 @@ def boot_id() -> str:
     return _boot_id()
 
 
-@cache
+_boot_ids: list[str] = []  # read once: a memo, not functools.cache, whose import costs more
+
+
 def _boot_id() -> str:
-    return _read_small("/proc/sys/kernel/random/boot_id").decode(errors="replace").strip()
+    if not _boot_ids:
+        _boot_ids.append(_read_small("/proc/sys/kernel/random/boot_id").decode(errors="replace").strip())
+    return _boot_ids[0]
 
 
-@cache
-def _page_size() -> int:
-    return os.sysconf("SC_PAGE_SIZE")
-
-
-@cache
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
+# Constants of the running kernel: sysconf reads them without a system call.
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _read_small(path: str) -> bytes:
@@ -259,7 +258,7 @@ def group_activity(pgid: int) -> tuple[float, bool]:
     cpu, running = 0.0, False
     for stat in all_stats():
         if stat.pgid == pgid:
-            cpu += stat.cpu_ticks / _clock_ticks()
+            cpu += stat.cpu_ticks / _CLOCK_TICKS
             running = running or stat.state in ("R", "D")
     return cpu, running
 
@@ -273,7 +272,7 @@ def group_usage(pgids: Iterable[int]) -> dict[int, tuple[int, float]]:
     for stat in all_stats():
         if stat.pgid in wanted:
             rss, cpu = totals.get(stat.pgid, (0, 0.0))
-            totals[stat.pgid] = (rss + stat.rss_pages * _page_size(), cpu + stat.cpu_ticks / _clock_ticks())
+            totals[stat.pgid] = (rss + stat.rss_pages * _PAGE_SIZE, cpu + stat.cpu_ticks / _CLOCK_TICKS)
     return totals
 
 

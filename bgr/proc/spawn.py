@@ -11,11 +11,10 @@ whose finaliser warns about a child that is meant to outlive us.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Mapping
 
-from bgr import paths
+from bgr import paths, signals
 from bgr.errors import SpawnError
 from bgr.models import Identity, ProcessRecord
 from bgr.proc import command, host
@@ -32,12 +31,12 @@ _LAUNCHER = (
 )
 # Python ignores SIGPIPE and SIGXFSZ; children must not inherit that (`yes | head` would misbehave).
 _DEFAULT_SIGNALS = (
-    signal.SIGPIPE,
-    signal.SIGXFSZ,
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTERM,
+    signals.SIGPIPE,
+    signals.SIGXFSZ,
+    signals.SIGHUP,
+    signals.SIGINT,
+    signals.SIGQUIT,
+    signals.SIGTERM,
 )
 _LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 # bgr markers (and its test hook) are never inherited from a parent instance.

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Iterable
 
+from bgr import signals
 from bgr.models import Identity, Scan
 from bgr.proc import cgroups, host
 from bgr.record import Record
@@ -84,7 +84,7 @@ def _signal_target(target: StopTarget, sig: int) -> None:
     for member in target.members:
         host.send_signal(member.pid, member.token, sig)
     for path in target.cgroups:
-        if sig == signal.SIGKILL:
+        if sig == signals.SIGKILL:
             cgroups.kill(path)
         else:
             cgroups.signal_all(path, sig)
@@ -124,12 +124,12 @@ def stop_targets(targets: list[StopTarget], grace: float) -> tuple[set[int], dic
     Stopping many instances in parallel costs one grace period, not one per instance.
     """
     for target in targets:
-        _signal_target(target, signal.SIGTERM)
+        _signal_target(target, signals.SIGTERM)
         # A stopped (SIGSTOP) process cannot act on SIGTERM until continued.
-        _signal_target(target, signal.SIGCONT)
+        _signal_target(target, signals.SIGCONT)
     pending = _wait_gone(list(range(len(targets))), targets, time.monotonic() + grace)
     for index in pending:
-        _signal_target(targets[index], signal.SIGKILL)
+        _signal_target(targets[index], signals.SIGKILL)
     still = _wait_gone(pending, targets, time.monotonic() + 2.0)
     groups = _live_groups([targets[i] for i in still])
     leftover = {i: _remaining(targets[i], groups) for i in still}

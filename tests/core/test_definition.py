@@ -84,6 +84,19 @@ def test_env_from_request_accumulates_and_bad_keys_are_refused(tmp_path: Path) -
 # nothing changes when the definition is wrong
 
 
+def test_the_env_key_rule_is_the_documented_pattern_over_every_kind_of_character() -> None:
+    """is_env_key uses sets (no ``re`` on a start); it must accept exactly [A-Za-z_][A-Za-z0-9_]*."""
+    import re
+
+    from bgr.core.definition import is_env_key
+
+    pattern = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+    characters = [chr(c) for c in range(0x250)] + ["\u0661", "\u00b2", "\u212a", "\U0001f642"]
+    keys = characters + [f"A{c}" for c in characters] + [f"{c}A" for c in characters]
+    for key in [*keys, "", "_", "__", "PATH", "my_var_2", "2X", "A-B", "A B", "A=B"]:
+        assert is_env_key(key) is (pattern.fullmatch(key) is not None), repr(key)
+
+
 def test_a_forced_start_that_cannot_launch_leaves_the_running_instance_alone(
     tmp_path: Path,
 ) -> None:
